@@ -1,0 +1,298 @@
+/*
+ * exipc_internal.h — the shared layout of a domain and the process-local
+ * objects that point into it. Not installed; C hosts use exipc.h only.
+ *
+ * Segment layout (every region starts on a cache line; offsets are computed
+ * from the header's parameters by layout_compute() in every process and never
+ * trusted from shared memory):
+ *
+ *   struct seg_hdr                  header, CQM lock, heap heads
+ *   struct proc_slot[max_procs]     one line each
+ *   struct service[max_chans]       two lines each
+ *   struct chan[max_chans]          two lines each
+ *   rings: 2 per channel            struct ring + capacity handles, each
+ *   uint32_t slab_class[nslabs]     size class of every carved slab
+ *   struct block_meta[ngranules]    one per 64-byte granule of the arena
+ *   arena                           the blocks (payload only, no metadata)
+ *
+ * Invariants (whole segment):
+ *   - Holds integers, offsets and handles only, never a pointer.
+ *   - Tables (procs, services, chans) change only under the CQM mutex. A
+ *     change fills every field first and writes `state` last, so a holder
+ *     killed half-way leaves either the old entry or a complete new one; the
+ *     repair pass run on EOWNERDEAD finishes channel frees (see cqm.c).
+ *   - The data plane (rings, heap) never takes the mutex.
+ */
+#ifndef EXIPC_INTERNAL_H
+#define EXIPC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "atomics.h"
+#include "exipc.h"
+
+#define EXIPC_CACHELINE 64
+#define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
+#define EXIPC_LAYOUT_VERSION 1u
+
+#define EXIPC_NAME_MAX 200
+#define EXIPC_SERVICE_MAX 47
+#define EXIPC_PATH_PREFIX "/dev/shm/exipc."
+
+#define DEF_ARENA (32ull << 20)
+#define DEF_PROCS 64u
+#define DEF_CHANS 256u
+#define DEF_RING 256u
+#define DEF_MAX_BLOCK (1u << 20)
+#define MIN_ARENA (64ull << 10)
+#define MAX_ARENA (64ull << 30)
+#define MAX_PROCS 1024u
+#define MAX_CHANS 65536u
+#define MAX_RING 65536u
+#define MAX_MAX_BLOCK (64u << 20)
+
+#define GRANULE 64u            /* smallest block; unit of block indices */
+#define GRANULE_SHIFT 6
+#define SLAB_SIZE (64u << 10)  /* carve unit; classes above use runs of slabs */
+#define MAX_CLASSES 21         /* 64 B .. 64 MiB */
+
+/* Byte of the domain file, far beyond its end, whose OFD write lock a process
+ * holds while its slot is alive (slot i locks LIVENESS_BASE + i). */
+#define LIVENESS_BASE (1ll << 40)
+/* Held by the creator until the segment is ready. */
+#define CREATE_LOCK_BYTE ((1ll << 40) - 1)
+
+#define CQM_LOCK_TIMEOUT_NS 2000000000ll  /* never wait longer for the table lock */
+#define WAIT_SLICE_NS 20000000ll          /* re-check peer liveness this often while parked */
+
+/* ---- header ------------------------------------------------------------ */
+
+/* Written once by the creator before `ready`; read-only afterwards. */
+struct seg_params {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t cacheline;
+    uint64_t total_size;
+    uint64_t arena_size;
+    uint32_t max_procs, max_chans, ring_capacity, max_block;
+    uint32_t slab_size, nclasses;
+    uint64_t nslabs, ngranules;
+    uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
+    uint64_t off_slabs, off_meta, off_arena;
+    uint32_t creator_uid;
+    uint32_t ready; /* R0 -> A0: params before ready; store-release last */
+};
+
+struct seg_hdr {
+    alignas(EXIPC_CACHELINE) struct seg_params p;
+    /* Written under the CQM lock, read anywhere (stat). */
+    alignas(EXIPC_CACHELINE) uint64_t reaped_procs;
+    uint64_t chan_seq;        /* accept order */
+    uint32_t services_epoch;  /* futex: bumped on listen; connect waits on it */
+    /* Heap carving: bump index of the next uncarved slab (lock-free). */
+    alignas(EXIPC_CACHELINE) uint64_t slabs_carved;
+    /* One free-list head per class: {tag:32 | granule+1:32}. */
+    struct {
+        alignas(EXIPC_CACHELINE) uint64_t head;
+    } freelist[MAX_CLASSES];
+    /* The CQM mutex (process-shared, robust) on lines of its own. */
+    alignas(EXIPC_CACHELINE) pthread_mutex_t lock;
+};
+
+/* ---- CQM tables ---------------------------------------------------------- */
+
+enum { PROC_FREE = 0, PROC_ALIVE = 1, PROC_REAPING = 2 };
+
+/* Writer: the CQM lock holder. Readers: anyone (liveness, stat). */
+struct proc_slot {
+    alignas(EXIPC_CACHELINE) uint32_t state;
+    uint32_t gen;      /* bumped on each registration; channels record it */
+    int32_t pid;       /* informational only (pid namespaces differ) */
+    uint32_t doorbell; /* futex word, rung by producers (wait issue) */
+};
+
+enum { SVC_FREE = 0, SVC_LISTENING = 1 };
+
+struct service {
+    alignas(EXIPC_CACHELINE) uint32_t state;
+    uint32_t gen;
+    uint32_t owner, owner_gen; /* proc slot listening */
+    uint32_t accept_futex;     /* bumped by connect; accept waits on it */
+    char name[EXIPC_SERVICE_MAX + 1];
+    uint8_t pad_[EXIPC_CACHELINE];
+};
+
+enum { CHAN_FREE = 0, CHAN_PENDING = 1, CHAN_BOUND = 2 };
+enum { SIDE_CLIENT = 0, SIDE_SERVER = 1 };
+
+/* Ring r of channel i: ring i*2+r. Ring 0 carries client -> server, ring 1
+ * server -> client; so side s produces on ring s and consumes ring 1-s. */
+struct chan_end {
+    uint32_t proc, proc_gen;
+    uint32_t closed; /* C1 -> A1: closed after last publication (see ring.c) */
+    uint32_t pad_;
+};
+
+struct chan {
+    alignas(EXIPC_CACHELINE) uint32_t state;
+    uint32_t gen;
+    uint32_t service, service_gen;
+    uint64_t seq; /* connect order, for FIFO accept */
+    struct chan_end end[2];
+    uint8_t pad_[EXIPC_CACHELINE];
+};
+
+/* ---- rings --------------------------------------------------------------- */
+
+/*
+ * Invariants (one ring, one producer P, one consumer C):
+ *   - tail: written by P only, read by C. head: written by C only, read by P.
+ *     Both only grow; 0 <= tail - head <= capacity. Slot of index i is
+ *     slots[i & (capacity-1)]; a slot is written by P only while
+ *     i - head < capacity, and read by C only while i < tail.
+ *   - sleeping: set to 1 by C before it parks, cleared by whoever wakes it.
+ *     Futex word of the ring.
+ *   - Each side keeps its own index and a cache of the other's in process
+ *     memory, so a scribbled shared index can only yield -EPROTO.
+ */
+struct ring {
+    alignas(EXIPC_CACHELINE) uint64_t tail;
+    alignas(EXIPC_CACHELINE) uint64_t head;
+    alignas(EXIPC_CACHELINE) uint32_t sleeping;
+    alignas(EXIPC_CACHELINE) uint64_t slots[];
+};
+
+/* ---- heap ----------------------------------------------------------------- */
+
+/* Block owner, low 32 bits of block_meta.word: kind in the top 2 bits. */
+#define OWN_KIND_SHIFT 30
+#define OWN_FREE 0u
+#define OWN_PROC 1u     /* id = process slot */
+#define OWN_FLIGHT 2u   /* id = channel*2 + ring (in flight on that ring) */
+#define OWN_KIND(o) ((o) >> OWN_KIND_SHIFT)
+#define OWN_ID(o) ((o) & ((1u << OWN_KIND_SHIFT) - 1))
+#define OWNER(kind, id) (((uint32_t)(kind) << OWN_KIND_SHIFT) | (uint32_t)(id))
+
+/* slab_class[s]: 0 = not carved; else class+1, with SLAB_CONT set on the
+ * second and later slabs of a block larger than a slab. */
+#define SLAB_CONT 0x80000000u
+
+/*
+ * Invariants (one entry per 64-byte granule; only entries at block starts
+ * are used):
+ *   - word = {gen:32 | owner:32}; changes only by CAS, so exactly one process
+ *     wins a transition (free->owned, owned->in flight, in flight->owned,
+ *     owned->free). gen is in 1..2^31-1 and grows on every free, so a handle
+ *     {gen, granule} names one life of one block.
+ *   - next: free-list link (granule+1, 0 = end), meaningful while free.
+ *   - len: bytes asked at alloc, meaningful while not free.
+ */
+struct block_meta {
+    uint64_t word;
+    uint32_t next;
+    uint32_t len;
+};
+
+/* ---- process-local objects ------------------------------------------------ */
+
+struct layout {
+    uint64_t total_size, arena_size;
+    uint32_t max_procs, max_chans, ring_capacity, max_block;
+    uint32_t nclasses;
+    uint64_t nslabs, ngranules;
+    uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
+    uint64_t off_slabs, off_meta, off_arena;
+};
+
+struct exipc_chan {
+    exipc_domain_t *d;
+    struct ring *tx, *rx;      /* tx: this side produces; rx: consumes */
+    uint64_t tx_tail;          /* own index, the truth */
+    uint64_t tx_head_cache;    /* last head seen */
+    uint64_t rx_head;          /* own index, the truth */
+    uint64_t rx_tail_cache;    /* last tail seen */
+    uint64_t mask;
+    uint32_t idx, gen, side;
+    uint32_t tx_owner, rx_owner; /* OWN_FLIGHT owners of the two rings */
+    uint32_t peer_dead;        /* local: peer seen closed or dead */
+    uint32_t empty_polls;      /* local: non-blocking receives that found nothing */
+    struct exipc_chan *next, *prev;
+};
+
+struct exipc_listener {
+    exipc_domain_t *d;
+    uint32_t idx, gen;
+    struct exipc_listener *next, *prev;
+};
+
+struct exipc_domain {
+    uint8_t *base;
+    int fd;
+    uint32_t slot, slot_gen;
+    uint64_t fork_gen;
+    struct layout L;
+    pthread_mutex_t objs_lock; /* local: the lists below */
+    struct exipc_chan *chans;
+    struct exipc_listener *listeners;
+};
+
+/* ---- internal functions ----------------------------------------------------- */
+
+static inline struct seg_hdr *D_HDR(exipc_domain_t *d) { return (struct seg_hdr *)d->base; }
+static inline struct proc_slot *D_PROC(exipc_domain_t *d, uint32_t i)
+{
+    return (struct proc_slot *)(d->base + d->L.off_procs) + i;
+}
+static inline struct service *D_SVC(exipc_domain_t *d, uint32_t i)
+{
+    return (struct service *)(d->base + d->L.off_services) + i;
+}
+static inline struct chan *D_CHAN(exipc_domain_t *d, uint32_t i)
+{
+    return (struct chan *)(d->base + d->L.off_chans) + i;
+}
+static inline struct ring *D_RING(exipc_domain_t *d, uint32_t chan, uint32_t r)
+{
+    return (struct ring *)(d->base + d->L.off_rings + ((uint64_t)chan * 2 + r) * d->L.ring_stride);
+}
+static inline uint32_t *D_SLABS(exipc_domain_t *d) { return (uint32_t *)(d->base + d->L.off_slabs); }
+static inline struct block_meta *D_META(exipc_domain_t *d) { return (struct block_meta *)(d->base + d->L.off_meta); }
+static inline uint8_t *D_ARENA(exipc_domain_t *d) { return d->base + d->L.off_arena; }
+
+/* util.c */
+int64_t now_ns(void);
+int futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns);
+void futex_wake(uint32_t *addr, int n);
+bool valid_name(const char *s, size_t max);
+bool slot_alive(exipc_domain_t *d, uint32_t slot);
+int check_fork(exipc_domain_t *d);
+uint64_t exipc_fork_generation(void);
+
+/* segment.c */
+int layout_compute(const struct exipc_options *o, struct layout *L);
+
+/* heap.c */
+void heap_init(exipc_domain_t *d);
+int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to);
+int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
+uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id);
+void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
+
+/* ring.c */
+void ring_reset(exipc_domain_t *d, uint32_t chan);
+void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r);
+void ring_wake(struct ring *r);
+
+/* cqm.c */
+int cqm_lock(exipc_domain_t *d);
+void cqm_unlock(exipc_domain_t *d);
+int cqm_register(exipc_domain_t *d);
+void cqm_release_slot(exipc_domain_t *d, uint32_t slot, bool dead);
+bool chan_peer_gone(exipc_chan_t *c);
+
+#endif /* EXIPC_INTERNAL_H */

@@ -1,0 +1,294 @@
+/*
+ * heap.c — the slab heap: size classes, lock-free free lists, handles.
+ *
+ * Invariants:
+ *   - The arena is cut into 64 KiB slabs, carved in order by a bump index
+ *     (hdr.slabs_carved, CAS). A carved slab serves one size class for the
+ *     life of the domain; classes above 64 KiB take a run of slabs per block,
+ *     the run's later slabs marked SLAB_CONT. slab_class[] is written once per
+ *     slab, before any of its blocks is published on a free list.
+ *   - Free lists: one Treiber stack per class; head = {tag:32 | granule+1:32};
+ *     every successful CAS bumps the tag, so a head that was popped and pushed
+ *     back in between (ABA) no longer matches. Links live in block_meta.next,
+ *     out of line: a payload overrun cannot touch the allocator.
+ *   - A block's owner changes only by CAS of block_meta.word, so exactly one
+ *     process wins each transition; the generation grows on every free.
+ *   - Nothing read here from shared memory is used before a range check: a
+ *     scribbled head, link, class or word yields -EPROTO / -EBADMSG / NULL.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "exipc_internal.h"
+
+#define GRANULES_PER_SLAB (SLAB_SIZE / GRANULE)
+#define GEN_MAX 0x7fffffffu
+#define CAS_RETRY_LIMIT (1u << 20) /* bounded: a peer hammering a head cannot hang us */
+
+static inline uint64_t class_bytes(uint32_t c) { return (uint64_t)GRANULE << c; }
+
+static inline int class_of(size_t n)
+{
+    if (n <= GRANULE)
+        return 0;
+    return 64 - __builtin_clzll((unsigned long long)(n - 1)) - GRANULE_SHIFT;
+}
+
+static inline uint64_t pack_word(uint32_t gen, uint32_t owner) { return ((uint64_t)gen << 32) | owner; }
+static inline uint32_t next_gen(uint32_t gen) { return gen >= GEN_MAX ? 1 : gen + 1; }
+
+void heap_init(exipc_domain_t *d)
+{
+    struct seg_hdr *h = D_HDR(d);
+    ATOM_STORE_RELAXED(&h->slabs_carved, 0);
+    for (int c = 0; c < MAX_CLASSES; c++)
+        ATOM_STORE_RELAXED(&h->freelist[c].head, 0);
+}
+
+/* Class of the block starting at granule g, or -1 if g is not a block start
+ * of a carved slab (or the slab table is scribbled). */
+static int block_class(exipc_domain_t *d, uint64_t g)
+{
+    if (g >= d->L.ngranules)
+        return -1;
+    uint32_t sc = ATOM_LOAD_ACQUIRE(&D_SLABS(d)[g / GRANULES_PER_SLAB]); /* S1 -> S1': class before blocks */
+    if (sc == 0 || (sc & SLAB_CONT))
+        return -1;
+    uint32_t c = sc - 1;
+    if (c >= d->L.nclasses)
+        return -1;
+    uint64_t cb = class_bytes(c);
+    uint64_t within = g % GRANULES_PER_SLAB;
+    if (cb <= SLAB_SIZE ? within % (cb / GRANULE) != 0 : within != 0)
+        return -1;
+    if (g * GRANULE + cb > d->L.arena_size)
+        return -1;
+    return (int)c;
+}
+
+/* Splits a handle and checks that it names a block start. */
+static int handle_parts(exipc_domain_t *d, exipc_handle_t h, uint32_t *gen, uint64_t *g, int *cls)
+{
+    *gen = (uint32_t)(h >> 32);
+    *g = (uint32_t)h;
+    if (*gen == 0 || *gen > GEN_MAX)
+        return -EBADMSG;
+    *cls = block_class(d, *g);
+    return *cls < 0 ? -EBADMSG : 0;
+}
+
+/* Pushes the chain first..last (linked through next) on class c. */
+static void push_chain(exipc_domain_t *d, uint32_t c, uint64_t first, uint64_t last)
+{
+    uint64_t *head = &D_HDR(d)->freelist[c].head;
+    struct block_meta *m = D_META(d);
+    uint64_t old = ATOM_LOAD_ACQUIRE(head); /* H1 -> H1': links before head */
+    for (uint32_t i = 0; i < CAS_RETRY_LIMIT; i++) {
+        ATOM_STORE_RELAXED(&m[last].next, (uint32_t)old);
+        uint64_t nw = ((uint64_t)((uint32_t)(old >> 32) + 1) << 32) | (first + 1);
+        if (ATOM_CAS(head, &old, nw)) /* H1 -> H1': links before head */
+            return;
+    }
+    /* Only a peer rewriting the head without pause gets here; the chain is
+     * lost to the heap (counted free, unreachable) rather than hanging. */
+}
+
+/* Pops a block of class c: its granule, -ENOMEM when empty, -EPROTO. */
+static int64_t pop(exipc_domain_t *d, uint32_t c)
+{
+    uint64_t *head = &D_HDR(d)->freelist[c].head;
+    struct block_meta *m = D_META(d);
+    uint64_t old = ATOM_LOAD_ACQUIRE(head); /* H1 -> H1': links before head */
+    for (uint32_t i = 0; i < CAS_RETRY_LIMIT; i++) {
+        uint32_t idx1 = (uint32_t)old;
+        if (idx1 == 0)
+            return -ENOMEM;
+        uint64_t g = idx1 - 1;
+        if (g >= d->L.ngranules)
+            return -EPROTO;
+        uint32_t next = ATOM_LOAD_RELAXED(&m[g].next);
+        uint64_t nw = ((uint64_t)((uint32_t)(old >> 32) + 1) << 32) | next;
+        if (ATOM_CAS(head, &old, nw)) { /* H1 -> H1': links before head */
+            if (block_class(d, g) != (int)c)
+                return -EPROTO;
+            return (int64_t)g;
+        }
+    }
+    return -EPROTO;
+}
+
+/* Carves a fresh slab (or run of slabs) for class c. Keeps the first block
+ * for the caller, pushes the rest. Returns its granule or -ENOMEM. */
+static int64_t carve(exipc_domain_t *d, uint32_t c)
+{
+    uint64_t cb = class_bytes(c);
+    uint64_t k = cb > SLAB_SIZE ? cb / SLAB_SIZE : 1;
+    uint64_t *carved = &D_HDR(d)->slabs_carved;
+    uint64_t s = ATOM_LOAD_RELAXED(carved);
+    for (;;) {
+        if (s > d->L.nslabs || d->L.nslabs - s < k)
+            return -ENOMEM;
+        if (ATOM_CAS(carved, &s, s + k))
+            break;
+    }
+    struct block_meta *m = D_META(d);
+    uint64_t stride = cb / GRANULE;
+    uint64_t g0 = s * GRANULES_PER_SLAB;
+    uint64_t nblocks = cb >= SLAB_SIZE ? 1 : SLAB_SIZE / cb;
+    for (uint64_t b = 0; b < nblocks; b++) {
+        uint64_t g = g0 + b * stride;
+        uint32_t gen = (uint32_t)(ATOM_LOAD_RELAXED(&m[g].word) >> 32);
+        if (gen == 0 || gen > GEN_MAX)
+            gen = 1;
+        ATOM_STORE_RELAXED(&m[g].word, pack_word(gen, OWN_FREE));
+        ATOM_STORE_RELAXED(&m[g].next, b + 1 < nblocks ? (uint32_t)(g + stride + 1) : 0);
+    }
+    for (uint64_t i = 1; i < k; i++)
+        ATOM_STORE_RELEASE(&D_SLABS(d)[s + i], (c + 1) | SLAB_CONT);
+    ATOM_STORE_RELEASE(&D_SLABS(d)[s], c + 1); /* S1 -> S1': class before blocks */
+    if (nblocks > 1)
+        push_chain(d, c, g0 + stride, g0 + (nblocks - 1) * stride);
+    return (int64_t)g0;
+}
+
+int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
+{
+    if (d == NULL || out == NULL || size == 0 || size > d->L.max_block)
+        return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    uint32_t c = (uint32_t)class_of(size);
+    int64_t g = pop(d, c);
+    if (g == -ENOMEM)
+        g = carve(d, c);
+    if (g < 0)
+        return (int)g;
+    struct block_meta *m = &D_META(d)[g];
+    uint64_t w = ATOM_LOAD_ACQUIRE(&m->word);
+    uint32_t gen = (uint32_t)(w >> 32);
+    if ((uint32_t)w != OWN_FREE || gen == 0 || gen > GEN_MAX)
+        return -EPROTO; /* a block on a free list that is not free: scribbled */
+    ATOM_STORE_RELAXED(&m->len, (uint32_t)size);
+    /* H3 -> H3': len before ownership moves */
+    if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
+        return -EPROTO;
+    *out = ((uint64_t)gen << 32) | (uint64_t)g;
+    return 0;
+}
+
+void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
+{
+    uint32_t gen;
+    uint64_t g;
+    int c;
+    if (d == NULL || check_fork(d) != 0 || handle_parts(d, h, &gen, &g, &c) != 0)
+        return NULL;
+    struct block_meta *m = &D_META(d)[g];
+    /* H3 -> H3': len before ownership moves */
+    if (ATOM_LOAD_ACQUIRE(&m->word) != pack_word(gen, OWNER(OWN_PROC, d->slot)))
+        return NULL;
+    uint32_t n = ATOM_LOAD_RELAXED(&m->len);
+    if (n == 0 || n > class_bytes((uint32_t)c))
+        return NULL;
+    if (len != NULL)
+        *len = n;
+    return D_ARENA(d) + g * GRANULE;
+}
+
+/* Moves h from owner `from` to owner `to` (same generation). -EBADMSG if h is
+ * not a live block owned by `from`. */
+int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
+{
+    uint32_t gen;
+    uint64_t g;
+    int c;
+    if (handle_parts(d, h, &gen, &g, &c) != 0)
+        return -EBADMSG;
+    uint64_t want = pack_word(gen, from);
+    /* H3 -> H3': len before ownership moves */
+    return ATOM_CAS(&D_META(d)[g].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG;
+}
+
+/* Frees h if `owner` owns it. */
+int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
+{
+    uint32_t gen;
+    uint64_t g;
+    int c;
+    if (handle_parts(d, h, &gen, &g, &c) != 0)
+        return -EBADMSG;
+    uint64_t want = pack_word(gen, owner);
+    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWN_FREE)))
+        return -EBADMSG;
+    push_chain(d, (uint32_t)c, g, g);
+    return 0;
+}
+
+int exipc_free(exipc_domain_t *d, exipc_handle_t h)
+{
+    if (d == NULL)
+        return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    return heap_free_owned(d, h, OWNER(OWN_PROC, d->slot));
+}
+
+/* Calls fn on every block start of every carved slab; bounded by the local
+ * layout, whatever the shared counters say. */
+#define FOR_EACH_BLOCK(d, g, c, body)                                              \
+    do {                                                                           \
+        uint64_t ns_ = ATOM_LOAD_RELAXED(&D_HDR(d)->slabs_carved);                 \
+        if (ns_ > (d)->L.nslabs)                                                   \
+            ns_ = (d)->L.nslabs;                                                   \
+        for (uint64_t s_ = 0; s_ < ns_; s_++) {                                    \
+            uint32_t sc_ = ATOM_LOAD_ACQUIRE(&D_SLABS(d)[s_]);                     \
+            if (sc_ == 0 || (sc_ & SLAB_CONT) || sc_ - 1 >= (d)->L.nclasses)       \
+                continue;                                                          \
+            uint32_t c = sc_ - 1;                                                  \
+            uint64_t cb_ = class_bytes(c);                                         \
+            uint64_t nb_ = cb_ >= SLAB_SIZE ? 1 : SLAB_SIZE / cb_;                 \
+            if (s_ * SLAB_SIZE + (cb_ > SLAB_SIZE ? cb_ : SLAB_SIZE) > (d)->L.arena_size) \
+                continue;                                                          \
+            for (uint64_t b_ = 0; b_ < nb_; b_++) {                                \
+                uint64_t g = s_ * GRANULES_PER_SLAB + b_ * (cb_ / GRANULE);        \
+                body                                                               \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
+/* Frees every block whose owner is OWNER(kind, id). Returns how many. */
+uint64_t heap_release_owner(exipc_domain_t *d, uint32_t kind, uint32_t id)
+{
+    uint64_t n = 0;
+    uint32_t owner = OWNER(kind, id);
+    struct block_meta *m = D_META(d);
+    FOR_EACH_BLOCK(d, g, c, {
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word);
+        if ((uint32_t)w == owner) {
+            uint32_t gen = (uint32_t)(w >> 32);
+            if (gen == 0 || gen > GEN_MAX)
+                gen = 1;
+            if (ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) {
+                push_chain(d, c, g, g);
+                n++;
+            }
+        }
+    });
+    return n;
+}
+
+void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes)
+{
+    uint64_t nb = 0, by = 0;
+    struct block_meta *m = D_META(d);
+    FOR_EACH_BLOCK(d, g, c, {
+        if ((uint32_t)ATOM_LOAD_RELAXED(&m[g].word) != OWN_FREE) {
+            nb++;
+            by += class_bytes(c);
+        }
+    });
+    *blocks = nb;
+    *bytes = by;
+}

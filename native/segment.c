@@ -1,0 +1,386 @@
+/*
+ * segment.c — creating, attaching, sizing and removing a domain's segment.
+ *
+ * Invariants:
+ *   - The creator holds CREATE_LOCK_BYTE (an OFD lock) from O_EXCL creation
+ *     until it has written every parameter and stored `ready` (release). An
+ *     attacher reads the parameters only after seeing `ready` (acquire), and
+ *     recomputes the whole layout from them; a segment whose stored offsets or
+ *     size differ from the recomputed ones is refused.
+ *   - After attach, region bounds come from the process-local `struct layout`
+ *     only, never again from shared memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exipc_internal.h"
+
+_Static_assert(sizeof(struct proc_slot) == EXIPC_CACHELINE, "one line per process slot");
+_Static_assert(sizeof(struct service) % EXIPC_CACHELINE == 0, "services on whole lines");
+_Static_assert(sizeof(struct chan) % EXIPC_CACHELINE == 0, "channels on whole lines");
+_Static_assert(offsetof(struct ring, head) - offsetof(struct ring, tail) >= EXIPC_CACHELINE,
+               "head and tail on separate lines");
+_Static_assert(offsetof(struct ring, sleeping) - offsetof(struct ring, head) >= EXIPC_CACHELINE,
+               "sleeping flag off the head line");
+_Static_assert(offsetof(struct ring, slots) % EXIPC_CACHELINE == 0, "slots start on a line");
+_Static_assert(sizeof(struct block_meta) == 16, "block metadata is 16 bytes");
+_Static_assert(offsetof(struct seg_hdr, lock) % EXIPC_CACHELINE == 0, "lock on its own line");
+_Static_assert((1u << GRANULE_SHIFT) == GRANULE, "granule shift");
+_Static_assert((MAX_MAX_BLOCK >> GRANULE_SHIFT) == (1u << (MAX_CLASSES - 1)), "class count covers max block");
+
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+static bool pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+/* Fills L from options (zero = default). Returns 0 or -EINVAL. */
+int layout_compute(const struct exipc_options *o, struct layout *L)
+{
+    struct exipc_options z = {0};
+    if (o == NULL)
+        o = &z;
+    for (int i = 0; i < 3; i++)
+        if (o->reserved[i] != 0)
+            return -EINVAL;
+    memset(L, 0, sizeof *L);
+    L->arena_size = o->size ? round_up(o->size, SLAB_SIZE) : DEF_ARENA;
+    L->max_procs = o->max_procs ? o->max_procs : DEF_PROCS;
+    L->max_chans = o->max_chans ? o->max_chans : DEF_CHANS;
+    L->ring_capacity = o->ring_capacity ? o->ring_capacity : DEF_RING;
+    L->max_block = o->max_block ? o->max_block : DEF_MAX_BLOCK;
+    if (L->arena_size < MIN_ARENA || L->arena_size > MAX_ARENA || L->max_procs > MAX_PROCS ||
+        L->max_chans > MAX_CHANS || L->ring_capacity < 2 || L->ring_capacity > MAX_RING ||
+        !pow2(L->ring_capacity) || !pow2(L->max_block) || L->max_block < GRANULE ||
+        L->max_block > MAX_MAX_BLOCK || L->max_block > L->arena_size)
+        return -EINVAL;
+    L->nclasses = (uint32_t)__builtin_ctz(L->max_block) - GRANULE_SHIFT + 1;
+    L->nslabs = L->arena_size / SLAB_SIZE;
+    L->ngranules = L->arena_size / GRANULE;
+    uint64_t off = round_up(sizeof(struct seg_hdr), EXIPC_CACHELINE);
+    L->off_procs = off;
+    off += (uint64_t)L->max_procs * sizeof(struct proc_slot);
+    L->off_services = off;
+    off += (uint64_t)L->max_chans * sizeof(struct service);
+    L->off_chans = off;
+    off += (uint64_t)L->max_chans * sizeof(struct chan);
+    L->off_rings = off;
+    L->ring_stride = round_up(sizeof(struct ring) + (uint64_t)L->ring_capacity * sizeof(uint64_t), EXIPC_CACHELINE);
+    off += (uint64_t)L->max_chans * 2 * L->ring_stride;
+    L->off_slabs = off;
+    off = round_up(off + L->nslabs * sizeof(uint32_t), EXIPC_CACHELINE);
+    L->off_meta = off;
+    off += L->ngranules * sizeof(struct block_meta);
+    L->off_arena = round_up(off, 4096);
+    L->total_size = L->off_arena + L->arena_size;
+    return 0;
+}
+
+static void params_from_layout(struct seg_params *p, const struct layout *L)
+{
+    p->magic = EXIPC_MAGIC;
+    p->version = EXIPC_LAYOUT_VERSION;
+    p->cacheline = EXIPC_CACHELINE;
+    p->total_size = L->total_size;
+    p->arena_size = L->arena_size;
+    p->max_procs = L->max_procs;
+    p->max_chans = L->max_chans;
+    p->ring_capacity = L->ring_capacity;
+    p->max_block = L->max_block;
+    p->slab_size = SLAB_SIZE;
+    p->nclasses = L->nclasses;
+    p->nslabs = L->nslabs;
+    p->ngranules = L->ngranules;
+    p->off_procs = L->off_procs;
+    p->off_services = L->off_services;
+    p->off_chans = L->off_chans;
+    p->off_rings = L->off_rings;
+    p->ring_stride = L->ring_stride;
+    p->off_slabs = L->off_slabs;
+    p->off_meta = L->off_meta;
+    p->off_arena = L->off_arena;
+    p->creator_uid = (uint32_t)geteuid();
+}
+
+/* Validates a header copied out of shared memory and derives the layout. */
+static int layout_from_params(const struct seg_params *p, struct layout *L)
+{
+    if (p->magic != EXIPC_MAGIC)
+        return -EPROTO;
+    if (p->version != EXIPC_LAYOUT_VERSION || p->cacheline != EXIPC_CACHELINE || p->slab_size != SLAB_SIZE)
+        return -ENOTSUP;
+    struct exipc_options o = {
+        .size = p->arena_size,
+        .max_procs = p->max_procs,
+        .max_chans = p->max_chans,
+        .ring_capacity = p->ring_capacity,
+        .max_block = p->max_block,
+    };
+    if (p->arena_size == 0 || p->max_procs == 0 || p->max_chans == 0 || p->ring_capacity == 0 ||
+        p->max_block == 0 || layout_compute(&o, L) != 0)
+        return -EPROTO;
+    struct seg_params want;
+    memset(&want, 0, sizeof want);
+    params_from_layout(&want, L);
+    want.creator_uid = p->creator_uid;
+    want.ready = p->ready;
+    if (memcmp(&want, p, sizeof want) != 0)
+        return -EPROTO;
+    return 0;
+}
+
+static int make_path(const char *name, char *buf, size_t n)
+{
+    if (!valid_name(name, EXIPC_NAME_MAX))
+        return -EINVAL;
+    snprintf(buf, n, "%s%s", EXIPC_PATH_PREFIX, name);
+    return 0;
+}
+
+static int ofd_lock(int fd, off_t byte, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    return fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+static bool ofd_held_by_other(int fd, off_t byte)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+        return true;
+    return fl.l_type != F_UNLCK;
+}
+
+static int init_mutex(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int rc = pthread_mutexattr_init(&a);
+    if (rc == 0)
+        rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (rc == 0)
+        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0)
+        rc = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -rc;
+}
+
+static int create_segment(int fd, const struct layout *L, uint8_t **basep)
+{
+    int rc = ofd_lock(fd, CREATE_LOCK_BYTE, F_WRLCK);
+    if (rc != 0)
+        return rc;
+    /* Reserve the pages now: running out of /dev/shm must fail here, not as
+     * a SIGBUS on some later first touch. */
+    rc = posix_fallocate(fd, 0, (off_t)L->total_size);
+    if (rc != 0)
+        return rc == ENOSPC || rc == EFBIG ? -ENOSPC : -rc;
+    void *base = mmap(NULL, L->total_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    struct seg_hdr *h = base;
+    params_from_layout(&h->p, L);
+    rc = init_mutex(&h->lock);
+    if (rc != 0) {
+        munmap(base, L->total_size);
+        return rc;
+    }
+    *basep = base;
+    return 0;
+}
+
+/* Maps the first page to wait for `ready`, then checks and maps the rest. */
+static int attach_segment(int fd, struct layout *L, uint8_t **basep)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EPROTO;
+    if (st.st_uid != geteuid() && (st.st_mode & 0066) == 0)
+        return -EACCES;
+    int64_t deadline = now_ns() + 5000000000ll;
+    struct seg_params p;
+    for (;;) {
+        if (fstat(fd, &st) != 0)
+            return -errno;
+        if ((uint64_t)st.st_size >= sizeof(struct seg_hdr)) {
+            void *m = mmap(NULL, sizeof(struct seg_hdr), PROT_READ, MAP_SHARED, fd, 0);
+            if (m == MAP_FAILED)
+                return -errno;
+            struct seg_hdr *h = m;
+            /* R0 -> A0: params before ready */
+            uint32_t ready = ATOM_LOAD_ACQUIRE(&h->p.ready);
+            if (ready == 1)
+                memcpy(&p, &h->p, sizeof p);
+            munmap(m, sizeof(struct seg_hdr));
+            if (ready == 1)
+                break;
+            if (ready != 0)
+                return -EPROTO;
+        }
+        if (!ofd_held_by_other(fd, CREATE_LOCK_BYTE))
+            return (uint64_t)st.st_size == 0 ? -EAGAIN : -EPROTO; /* creator gone before ready */
+        if (now_ns() > deadline)
+            return -ETIMEDOUT;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    int rc = layout_from_params(&p, L);
+    if (rc != 0)
+        return rc;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if ((uint64_t)st.st_size != L->total_size)
+        return -EPROTO;
+    void *base = mmap(NULL, L->total_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    *basep = base;
+    return 0;
+}
+
+int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t **out)
+{
+    char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1];
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    int rc = make_path(name, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    struct layout want;
+    rc = layout_compute(opt, &want);
+    if (rc != 0)
+        return rc;
+    mode_t mode = opt && opt->mode ? opt->mode : 0600;
+    if ((mode & ~0666u) != 0 || (mode & 0600) != 0600)
+        return -EINVAL;
+
+    exipc_domain_t *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    d->fork_gen = exipc_fork_generation();
+    d->fd = -1;
+    pthread_mutex_init(&d->objs_lock, NULL);
+
+    for (int attempt = 0;; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd >= 0) {
+            fchmod(fd, mode); /* the umask may have cleared group bits asked for */
+            d->fd = fd;
+            d->L = want;
+            rc = create_segment(fd, &want, &d->base);
+            if (rc != 0) {
+                unlink(path);
+                goto fail;
+            }
+            heap_init(d);
+            /* R0 -> A0: params before ready */
+            ATOM_STORE_RELEASE(&D_HDR(d)->p.ready, 1u);
+            ofd_lock(fd, CREATE_LOCK_BYTE, F_UNLCK);
+            break;
+        }
+        if (errno != EEXIST) {
+            rc = errno == ELOOP ? -EACCES : -errno;
+            goto fail;
+        }
+        fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT && attempt < 8)
+                continue; /* unlinked between our two opens: try creating again */
+            rc = errno == ELOOP ? -EACCES : -errno;
+            goto fail;
+        }
+        d->fd = fd;
+        rc = attach_segment(fd, &d->L, &d->base);
+        if (rc == -EAGAIN && attempt < 8) {
+            /* an empty file whose creator died before sizing it */
+            close(fd);
+            d->fd = -1;
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (rc != 0)
+            goto fail;
+        break;
+    }
+    rc = cqm_register(d);
+    if (rc != 0)
+        goto fail;
+    *out = d;
+    return 0;
+fail:
+    if (d->base != NULL)
+        munmap(d->base, d->L.total_size);
+    if (d->fd >= 0)
+        close(d->fd);
+    pthread_mutex_destroy(&d->objs_lock);
+    free(d);
+    return rc;
+}
+
+int exipc_close(exipc_domain_t *d)
+{
+    if (d == NULL)
+        return -EINVAL;
+    if (check_fork(d) == 0 && cqm_lock(d) == 0) {
+        cqm_release_slot(d, d->slot, false);
+        cqm_unlock(d);
+    }
+    /* A forked child only drops its copies: the slot is its parent's. */
+    while (d->chans != NULL) {
+        exipc_chan_t *c = d->chans;
+        d->chans = c->next;
+        free(c);
+    }
+    while (d->listeners != NULL) {
+        exipc_listener_t *l = d->listeners;
+        d->listeners = l->next;
+        free(l);
+    }
+    munmap(d->base, d->L.total_size);
+    close(d->fd); /* drops the liveness lock */
+    pthread_mutex_destroy(&d->objs_lock);
+    free(d);
+    return 0;
+}
+
+int exipc_unlink(const char *name)
+{
+    char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1];
+    int rc = make_path(name, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    return unlink(path) == 0 ? 0 : -errno;
+}
+
+int exipc_stat(exipc_domain_t *d, struct exipc_stat *st)
+{
+    if (d == NULL || st == NULL)
+        return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    memset(st, 0, sizeof *st);
+    for (uint32_t i = 0; i < d->L.max_procs; i++)
+        if (ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i))
+            st->procs_alive++;
+    for (uint32_t i = 0; i < d->L.max_chans; i++) {
+        struct chan *ch = D_CHAN(d, i);
+        if (ATOM_LOAD_ACQUIRE(&ch->state) != CHAN_FREE &&
+            !(ATOM_LOAD_ACQUIRE(&ch->end[0].closed) && ATOM_LOAD_ACQUIRE(&ch->end[1].closed)))
+            st->chans_bound++;
+        if (ATOM_LOAD_ACQUIRE(&D_SVC(d, i)->state) == SVC_LISTENING)
+            st->services++;
+    }
+    st->heap_bytes_total = d->L.arena_size;
+    heap_count(d, &st->heap_blocks_used, &st->heap_bytes_used);
+    st->reaped_procs = ATOM_LOAD_RELAXED(&D_HDR(d)->reaped_procs);
+    return 0;
+}
