@@ -235,6 +235,7 @@ struct exipc_domain {
     int fd;
     uint32_t slot, slot_gen;
     uint64_t fork_gen;
+    bool borrowed_map;        /* test hook: base belongs to another handle */
     struct layout L;
     pthread_mutex_t objs_lock; /* local: the lists below */
     struct exipc_chan *chans;
@@ -263,6 +264,11 @@ static inline struct ring *D_RING(exipc_domain_t *d, uint32_t chan, uint32_t r)
 static inline uint32_t *D_SLABS(exipc_domain_t *d) { return (uint32_t *)(d->base + d->L.off_slabs); }
 static inline struct block_meta *D_META(exipc_domain_t *d) { return (struct block_meta *)(d->base + d->L.off_meta); }
 static inline uint8_t *D_ARENA(exipc_domain_t *d) { return d->base + d->L.off_arena; }
+
+/* Test hook: a second handle (own file description, own process slot) on
+ * the SAME mapping as d, so TSan sees both sides of the rings at one
+ * address. Close it before d. Not exported. */
+int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **out);
 
 /* util.c */
 int64_t now_ns(void);

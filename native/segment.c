@@ -344,10 +344,40 @@ int exipc_close(exipc_domain_t *d)
         d->listeners = l->next;
         free(l);
     }
-    munmap(d->base, d->L.total_size);
+    if (!d->borrowed_map)
+        munmap(d->base, d->L.total_size);
     close(d->fd); /* drops the liveness lock */
     pthread_mutex_destroy(&d->objs_lock);
     free(d);
+    return 0;
+}
+
+int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **out)
+{
+    char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1];
+    int rc = make_path(name, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    exipc_domain_t *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return -ENOMEM;
+    e->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (e->fd < 0) {
+        free(e);
+        return -errno;
+    }
+    e->base = d->base;
+    e->L = d->L;
+    e->borrowed_map = true;
+    e->fork_gen = d->fork_gen;
+    pthread_mutex_init(&e->objs_lock, NULL);
+    rc = cqm_register(e);
+    if (rc != 0) {
+        close(e->fd);
+        free(e);
+        return rc;
+    }
+    *out = e;
     return 0;
 }
 
