@@ -73,17 +73,17 @@ static void chan_free(exipc_domain_t *d, uint32_t i)
 }
 
 /* Closes side s of channel i: the peer is told (C1), and blocks in flight
- * towards s are freed. A channel never accepted, or closed at both ends, is
- * freed. Idempotent, so the repair pass may run it again. */
+ * towards s are freed. A channel closed at both ends is freed; one whose
+ * client closed before it was accepted stays in the backlog, so the server
+ * still receives what was sent, then -EPIPE. Idempotent, so the repair pass
+ * may run it again. */
 static void end_close(exipc_domain_t *d, uint32_t i, uint32_t s)
 {
     struct chan *ch = D_CHAN(d, i);
     ATOM_STORE_SEQCST(&ch->end[s].closed, 1u); /* C1 -> A1: closed after last publication */
     ring_wake(D_RING(d, i, s));                /* the peer consumes ring s */
     ring_drain_free(d, i, 1 - s);
-    uint32_t st = ATOM_LOAD_RELAXED(&ch->state);
-    bool other_closed = ATOM_LOAD_RELAXED(&ch->end[1 - s].closed) != 0;
-    if (other_closed || (st == CHAN_PENDING && s == SIDE_CLIENT))
+    if (ATOM_LOAD_RELAXED(&ch->end[1 - s].closed) != 0)
         chan_free(d, i);
 }
 

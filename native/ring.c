@@ -25,6 +25,18 @@
 
 #define SPIN_NS 20000ll /* spin this long before parking: about two futex round trips */
 
+static int ncpus(void)
+{
+    static int n; /* benign race: every thread computes the same value */
+    int v = ATOM_LOAD_RELAXED(&n);
+    if (v == 0) {
+        cpu_set_t set;
+        v = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
+        ATOM_STORE_RELAXED(&n, v);
+    }
+    return v;
+}
+
 void ring_reset(exipc_domain_t *d, uint32_t chan)
 {
     for (uint32_t r = 0; r < 2; r++) {
@@ -147,7 +159,9 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
     }
     int64_t start = now_ns();
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-    int64_t spin_end = start + (timeout_ns > 0 && timeout_ns < SPIN_NS ? timeout_ns : SPIN_NS);
+    /* With one CPU the producer cannot run while we spin: park at once. */
+    int64_t spin = ncpus() > 1 ? SPIN_NS : 0;
+    int64_t spin_end = start + (timeout_ns > 0 && timeout_ns < spin ? timeout_ns : spin);
     for (uint32_t i = 1;; i++) {
         cpu_relax();
         if (ATOM_LOAD_RELAXED(&c->rx->tail) != c->rx_head)

@@ -1,0 +1,266 @@
+// Package bind is the control plane of exipc on the Go side: opening and
+// closing domains, listening on services, accepting and connecting channels,
+// reaping dead processes. It keeps track of every listener and channel end a
+// domain has open, so that closing the domain closes them first and no C
+// pointer is used after it was freed.
+//
+// Accept and Connect wait in C waits of at most native.MaxSlice, checking
+// the context and the closed flags between them.
+package bind
+
+import (
+	"context"
+	"sync"
+
+	"github.com/exipc/exipc/heap"
+	"github.com/exipc/exipc/native"
+	"github.com/exipc/exipc/ring"
+)
+
+// Domain is an open domain: its heap (whose Guard is the domain's life) and
+// the listeners and channel ends open on it.
+type Domain struct {
+	heap.Heap
+
+	mu   sync.Mutex // guards lns and ends
+	lns  map[*Listener]struct{}
+	ends map[*ring.End]struct{}
+}
+
+// Open creates the domain NAME or attaches to it. opt may be nil.
+func Open(name string, opt *native.Options) (*Domain, error) {
+	nd, rc := native.Open(name, opt)
+	if rc < 0 {
+		return nil, native.Wrap("open", name, rc, nil, nil)
+	}
+	d := &Domain{
+		lns:  make(map[*Listener]struct{}),
+		ends: make(map[*ring.End]struct{}),
+	}
+	d.Init(nd, name)
+	return d, nil
+}
+
+// Unlink removes the domain's name; processes that have it open keep
+// working. An absent domain gives an error matching fs.ErrNotExist.
+func Unlink(name string) error {
+	return native.Wrap("unlink", name, native.Unlink(name), nil, nil)
+}
+
+// Close closes every listener and channel end still open on the domain
+// (waiting for their calls in flight), unregisters the process and unmaps
+// the domain. Closing it again returns native.ErrClosed.
+func (d *Domain) Close() error {
+	var rc int
+	first := d.G.Shut(func() {
+		// Mark everything closed first, so that calls blocked on any of it
+		// fail with ErrClosed rather than see a peer closed by us. Then
+		// listeners: an Accept in flight may still add an end.
+		d.mu.Lock()
+		lns := make([]*Listener, 0, len(d.lns))
+		for l := range d.lns {
+			l.g.Mark()
+			lns = append(lns, l)
+		}
+		for e := range d.ends {
+			e.Mark()
+		}
+		d.mu.Unlock()
+		for _, l := range lns {
+			var lrc int
+			l.shut(&lrc)
+		}
+		d.mu.Lock()
+		ends := make([]*ring.End, 0, len(d.ends))
+		for e := range d.ends {
+			ends = append(ends, e)
+		}
+		d.mu.Unlock()
+		for _, e := range ends {
+			var erc int
+			e.Shut(&erc)
+		}
+		rc = d.Domain().Close()
+	})
+	if !first {
+		return native.WrapErr("close", d.Name(), native.ErrClosed)
+	}
+	return native.Wrap("close", d.Name(), rc, nil, nil)
+}
+
+// newEnd wraps a C channel and tracks it until it is closed.
+func (d *Domain) newEnd(c native.Chan, service string) *ring.End {
+	e := ring.New(c, service, d.untrackEnd)
+	d.mu.Lock()
+	d.ends[e] = struct{}{}
+	d.mu.Unlock()
+	return e
+}
+
+func (d *Domain) untrackEnd(e *ring.End) {
+	d.mu.Lock()
+	delete(d.ends, e)
+	d.mu.Unlock()
+}
+
+// Listen starts listening on SERVICE. Errors: native.ErrServiceExists,
+// native.ErrInvalid, native.ErrLimit, native.ErrClosed.
+func (d *Domain) Listen(service string) (*Listener, error) {
+	if !d.G.Enter() {
+		return nil, native.WrapErr("listen", service, native.ErrClosed)
+	}
+	defer d.G.Leave()
+	nl, rc := d.Domain().Listen(service)
+	if rc < 0 {
+		return nil, native.Wrap("listen", service, rc, nil, nil)
+	}
+	l := &Listener{l: nl, d: d, service: service}
+	d.mu.Lock()
+	d.lns[l] = struct{}{}
+	d.mu.Unlock()
+	return l, nil
+}
+
+// Connect binds a new channel to SERVICE and returns this process's end; it
+// does not wait for the server to accept. If the service does not exist it
+// waits for it until ctx is done: the error then matches both
+// native.ErrNoService and ctx's error.
+func (d *Domain) Connect(ctx context.Context, service string) (*ring.End, error) {
+	cs, ok := native.NewCService(service)
+	if !ok {
+		return nil, native.WrapErr("connect", service, native.ErrInvalid)
+	}
+	defer cs.Free()
+	if !d.G.Enter() {
+		return nil, native.WrapErr("connect", service, native.ErrClosed)
+	}
+	defer d.G.Leave()
+	missing := false
+	for {
+		if d.G.Closed() {
+			return nil, native.WrapErr("connect", service, native.ErrClosed)
+		}
+		t, err := native.Slice(ctx)
+		if err != nil {
+			if missing {
+				err = &native.Timeout{Cause: native.ErrNoService, Ctx: err}
+			}
+			return nil, native.WrapErr("connect", service, err)
+		}
+		c, rc := d.Domain().Connect(cs, t)
+		if rc >= 0 {
+			return d.newEnd(c, service), nil
+		}
+		if native.IsNoEnt(rc) || native.IsWaitAgain(rc) {
+			missing = true
+			continue
+		}
+		return nil, native.Wrap("connect", service, rc, nil, native.ErrNoService)
+	}
+}
+
+// Reap cleans up after every dead process of the domain and returns how
+// many this call cleaned.
+func (d *Domain) Reap() (int, error) {
+	if !d.G.Enter() {
+		return 0, native.WrapErr("reap", d.Name(), native.ErrClosed)
+	}
+	rc := d.Domain().Reap()
+	d.G.Leave()
+	if rc < 0 {
+		return 0, native.Wrap("reap", d.Name(), rc, nil, nil)
+	}
+	return rc, nil
+}
+
+// Stat returns the domain-wide counters.
+func (d *Domain) Stat() (native.Stat, error) {
+	if !d.G.Enter() {
+		return native.Stat{}, native.WrapErr("stat", d.Name(), native.ErrClosed)
+	}
+	st, rc := d.Domain().Stat()
+	d.G.Leave()
+	if rc < 0 {
+		return native.Stat{}, native.Wrap("stat", d.Name(), rc, nil, nil)
+	}
+	return st, nil
+}
+
+// Listener listens on one service of a domain.
+type Listener struct {
+	g        native.Guard
+	acceptMu sync.Mutex // the C core serves one accepting thread at a time
+	l        native.Listener
+	d        *Domain
+	service  string
+}
+
+// Service returns the name the listener listens on.
+func (l *Listener) Service() string { return l.service }
+
+// Accept takes the oldest channel connected to the service, waiting until
+// one comes, ctx is done (ctx's error) or the listener is closed
+// (native.ErrClosed).
+func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
+	if !l.g.Enter() {
+		return nil, native.WrapErr("accept", l.service, native.ErrClosed)
+	}
+	defer l.g.Leave()
+	l.acceptMu.Lock()
+	defer l.acceptMu.Unlock()
+	for {
+		if l.g.Closed() {
+			return nil, native.WrapErr("accept", l.service, native.ErrClosed)
+		}
+		t, err := native.Slice(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c, rc := l.l.Accept(t)
+		if rc >= 0 {
+			return l.d.newEnd(c, l.service), nil
+		}
+		if !native.IsWaitAgain(rc) {
+			return nil, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
+		}
+	}
+}
+
+// TryAccept takes the oldest connected channel without blocking; with none
+// pending it returns the bare native.ErrEmpty.
+func (l *Listener) TryAccept() (*ring.End, error) {
+	if !l.g.Enter() {
+		return nil, native.WrapErr("accept", l.service, native.ErrClosed)
+	}
+	defer l.g.Leave()
+	l.acceptMu.Lock()
+	defer l.acceptMu.Unlock()
+	c, rc := l.l.Accept(0)
+	if rc >= 0 {
+		return l.d.newEnd(c, l.service), nil
+	}
+	if native.IsAgain(rc) {
+		return nil, native.ErrEmpty
+	}
+	return nil, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
+}
+
+// Close stops listening; channels connected but not yet accepted are closed
+// (their clients see native.ErrPeerDead). Closing it again returns
+// native.ErrClosed.
+func (l *Listener) Close() error {
+	var rc int
+	if !l.shut(&rc) {
+		return native.WrapErr("close", l.service, native.ErrClosed)
+	}
+	return native.Wrap("close", l.service, rc, nil, nil)
+}
+
+func (l *Listener) shut(rc *int) bool {
+	return l.g.Shut(func() {
+		*rc = l.l.Close()
+		l.d.mu.Lock()
+		delete(l.d.lns, l)
+		l.d.mu.Unlock()
+	})
+}

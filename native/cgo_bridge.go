@@ -1,0 +1,268 @@
+// Package native compiles the exipc C core (the *.c files beside this one)
+// and exposes it to Go, one function per C API call. It is the only package
+// of the module that imports "C"; ring, heap and bind build on it.
+//
+// Functions return the C result as an int: 0 or a count on success, a
+// negative errno on failure. Errno and Wrap turn that into the sentinel
+// errors defined in errors.go.
+//
+// Values of Domain, Listener and Chan are plain C pointers: this package does
+// not guard against use after close. The exipc package does.
+package native
+
+/*
+#cgo CFLAGS: -std=gnu11 -O2 -fvisibility=hidden -D_GNU_SOURCE
+#cgo LDFLAGS: -lpthread
+
+// The C core never calls back into Go and never keeps a pointer it was
+// given, so Go out-parameters may stay on the caller's stack: this is what
+// keeps Send, Recv, Alloc and Free free of heap allocations.
+#cgo noescape exipc_open
+#cgo nocallback exipc_open
+#cgo noescape exipc_listen
+#cgo nocallback exipc_listen
+#cgo noescape exipc_accept
+#cgo nocallback exipc_accept
+#cgo noescape exipc_connect
+#cgo nocallback exipc_connect
+#cgo noescape exipc_alloc
+#cgo nocallback exipc_alloc
+#cgo noescape exipc_ptr
+#cgo nocallback exipc_ptr
+#cgo noescape exipc_free
+#cgo nocallback exipc_free
+#cgo noescape exipc_send
+#cgo nocallback exipc_send
+#cgo noescape exipc_recv
+#cgo nocallback exipc_recv
+#cgo noescape exipc_send_batch
+#cgo nocallback exipc_send_batch
+#cgo noescape exipc_recv_batch
+#cgo nocallback exipc_recv_batch
+#cgo noescape exipc_stat
+#cgo nocallback exipc_stat
+
+#include <stdlib.h>
+#include "exipc.h"
+*/
+import "C"
+
+import (
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// Options mirrors struct exipc_options. Zero fields take the C defaults.
+type Options struct {
+	Size         uint64 // bytes of heap arena
+	MaxProcs     uint32 // process slots
+	MaxChans     uint32 // channels (and services)
+	RingCapacity uint32 // handles per ring, a power of two
+	Mode         uint32 // file mode of a new domain
+	MaxBlock     uint32 // largest block, a power of two
+}
+
+// Stat mirrors struct exipc_stat.
+type Stat struct {
+	ProcsAlive, ChansBound, Services              uint32
+	HeapBytesTotal, HeapBytesUsed, HeapBlocksUsed uint64
+	ReapedProcs                                   uint64
+}
+
+// Domain is an open exipc_domain_t. The zero value is no domain.
+type Domain struct{ p *C.exipc_domain_t }
+
+// Listener is an open exipc_listener_t. The zero value is no listener.
+type Listener struct{ p *C.exipc_listener_t }
+
+// Chan is an open exipc_chan_t. The zero value is no channel.
+type Chan struct{ p *C.exipc_chan_t }
+
+var einval = -int(syscall.EINVAL)
+
+// cstring converts a Go name to a C string the caller must free. A name with
+// a NUL byte would be silently cut short by C, so it is refused (ok false).
+func cstring(s string) (*C.char, bool) {
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, false
+	}
+	return C.CString(s), true
+}
+
+// Open calls exipc_open: create the domain NAME or attach to it. opt may be
+// nil.
+func Open(name string, opt *Options) (Domain, int) {
+	cname, ok := cstring(name)
+	if !ok {
+		return Domain{}, einval
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var copt *C.struct_exipc_options
+	var o C.struct_exipc_options
+	if opt != nil {
+		o.size = C.uint64_t(opt.Size)
+		o.max_procs = C.uint32_t(opt.MaxProcs)
+		o.max_chans = C.uint32_t(opt.MaxChans)
+		o.ring_capacity = C.uint32_t(opt.RingCapacity)
+		o.mode = C.uint32_t(opt.Mode)
+		o.max_block = C.uint32_t(opt.MaxBlock)
+		copt = &o
+	}
+	var d *C.exipc_domain_t
+	rc := int(C.exipc_open(cname, copt, &d))
+	if rc < 0 {
+		return Domain{}, rc
+	}
+	return Domain{d}, rc
+}
+
+// Unlink calls exipc_unlink: remove the domain's name.
+func Unlink(name string) int {
+	cname, ok := cstring(name)
+	if !ok {
+		return einval
+	}
+	defer C.free(unsafe.Pointer(cname))
+	return int(C.exipc_unlink(cname))
+}
+
+// Strerror calls exipc_strerror.
+func Strerror(rc int) string { return C.GoString(C.exipc_strerror(C.int(rc))) }
+
+// IsZero reports whether d is no domain.
+func (d Domain) IsZero() bool { return d.p == nil }
+
+// Close calls exipc_close. d must not be used afterwards, nor any listener
+// or channel opened on it.
+func (d Domain) Close() int { return int(C.exipc_close(d.p)) }
+
+// Listen calls exipc_listen.
+func (d Domain) Listen(service string) (Listener, int) {
+	cs, ok := cstring(service)
+	if !ok {
+		return Listener{}, einval
+	}
+	defer C.free(unsafe.Pointer(cs))
+	var l *C.exipc_listener_t
+	rc := int(C.exipc_listen(d.p, cs, &l))
+	if rc < 0 {
+		return Listener{}, rc
+	}
+	return Listener{l}, rc
+}
+
+// CService is a service name converted once for repeated Connect calls.
+type CService struct{ p *C.char }
+
+// NewCService converts service for ConnectC; ok is false if it holds a NUL
+// byte. Release it with Free.
+func NewCService(service string) (CService, bool) {
+	cs, ok := cstring(service)
+	return CService{cs}, ok
+}
+
+// Free releases the C copy of the name.
+func (s CService) Free() { C.free(unsafe.Pointer(s.p)) }
+
+// Connect calls exipc_connect, waiting up to timeoutNs for the service.
+func (d Domain) Connect(service CService, timeoutNs int64) (Chan, int) {
+	var c *C.exipc_chan_t
+	rc := int(C.exipc_connect(d.p, service.p, C.int64_t(timeoutNs), &c))
+	if rc < 0 {
+		return Chan{}, rc
+	}
+	return Chan{c}, rc
+}
+
+// Alloc calls exipc_alloc.
+func (d Domain) Alloc(size int) (uint64, int) {
+	if size <= 0 {
+		return 0, einval
+	}
+	var h C.exipc_handle_t
+	rc := int(C.exipc_alloc(d.p, C.size_t(size), &h))
+	return uint64(h), rc
+}
+
+// Bytes calls exipc_ptr and returns the block as a slice of shared memory
+// with the length asked for at alloc, or nil if h is not a live block owned
+// by this process. The slice is valid until the block is freed or sent, or
+// the domain closed.
+func (d Domain) Bytes(h uint64) []byte {
+	var n C.size_t
+	p := C.exipc_ptr(d.p, C.exipc_handle_t(h), &n)
+	if p == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(p), int(n))
+}
+
+// Free calls exipc_free.
+func (d Domain) Free(h uint64) int { return int(C.exipc_free(d.p, C.exipc_handle_t(h))) }
+
+// Reap calls exipc_reap.
+func (d Domain) Reap() int { return int(C.exipc_reap(d.p)) }
+
+// Stat calls exipc_stat.
+func (d Domain) Stat() (Stat, int) {
+	var st C.struct_exipc_stat
+	rc := int(C.exipc_stat(d.p, &st))
+	return Stat{
+		ProcsAlive:     uint32(st.procs_alive),
+		ChansBound:     uint32(st.chans_bound),
+		Services:       uint32(st.services),
+		HeapBytesTotal: uint64(st.heap_bytes_total),
+		HeapBytesUsed:  uint64(st.heap_bytes_used),
+		HeapBlocksUsed: uint64(st.heap_blocks_used),
+		ReapedProcs:    uint64(st.reaped_procs),
+	}, rc
+}
+
+// IsZero reports whether l is no listener.
+func (l Listener) IsZero() bool { return l.p == nil }
+
+// Accept calls exipc_accept.
+func (l Listener) Accept(timeoutNs int64) (Chan, int) {
+	var c *C.exipc_chan_t
+	rc := int(C.exipc_accept(l.p, C.int64_t(timeoutNs), &c))
+	if rc < 0 {
+		return Chan{}, rc
+	}
+	return Chan{c}, rc
+}
+
+// Close calls exipc_listener_close.
+func (l Listener) Close() int { return int(C.exipc_listener_close(l.p)) }
+
+// IsZero reports whether c is no channel.
+func (c Chan) IsZero() bool { return c.p == nil }
+
+// Close calls exipc_chan_close.
+func (c Chan) Close() int { return int(C.exipc_chan_close(c.p)) }
+
+// Send calls exipc_send.
+func (c Chan) Send(h uint64) int { return int(C.exipc_send(c.p, C.exipc_handle_t(h))) }
+
+// Recv calls exipc_recv.
+func (c Chan) Recv(timeoutNs int64) (uint64, int) {
+	var h C.exipc_handle_t
+	rc := int(C.exipc_recv(c.p, &h, C.int64_t(timeoutNs)))
+	return uint64(h), rc
+}
+
+// SendBatch calls exipc_send_batch with hs.
+func (c Chan) SendBatch(hs []uint64) int {
+	if len(hs) == 0 {
+		return einval
+	}
+	return int(C.exipc_send_batch(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs))))
+}
+
+// RecvBatch calls exipc_recv_batch into hs.
+func (c Chan) RecvBatch(hs []uint64, timeoutNs int64) int {
+	if len(hs) == 0 {
+		return einval
+	}
+	return int(C.exipc_recv_batch(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs)), C.int64_t(timeoutNs)))
+}

@@ -1,0 +1,220 @@
+// Package ring is the data plane of an exipc channel: one process's end of a
+// pair of SPSC handle rings. It moves 64-bit heap handles (never data) with
+// one cgo call per Send, Recv or batch, and no heap allocation.
+//
+// An End is safe for concurrent use: the C core allows one sending and one
+// receiving thread at a time per channel, so senders are serialised by one
+// mutex and receivers by another, and a Guard keeps the C channel alive
+// while any call uses it.
+package ring
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/cpu"
+
+	"github.com/exipc/exipc/native"
+)
+
+// End is one process's end of a bound channel.
+//
+// The sending and the receiving side each have their own guard and mutex,
+// on cache lines of their own: a goroutine that sends and one that receives
+// on the same End do not pull a line back and forth between their cores.
+type End struct {
+	send half
+	_    cpu.CacheLinePad
+	recv half
+	_    cpu.CacheLinePad
+
+	c       native.Chan
+	service string     // for error messages
+	onClose func(*End) // called once after the C channel is closed; may be nil
+	closing atomic.Bool
+}
+
+// half is one direction's share of an End: its guard keeps the C channel
+// alive while a call of that direction uses it, and mu lets one goroutine
+// at a time into C (the C core allows one sending and one receiving thread
+// per channel).
+type half struct {
+	g  native.Guard
+	mu sync.Mutex
+}
+
+// New wraps an open C channel bound to SERVICE. onClose, if not nil, is
+// called once when the end has been closed (the binding layer untracks it).
+func New(c native.Chan, service string, onClose func(*End)) *End {
+	return &End{c: c, service: service, onClose: onClose}
+}
+
+// Service returns the name of the service the channel is bound to.
+func (e *End) Service() string { return e.service }
+
+// Send enqueues h towards the peer; on success h belongs to the receiver.
+// It never blocks. A full ring gives the bare native.ErrQueueFull (no
+// allocation: callers spin on it); then h still belongs to the caller, as it
+// does after any other error.
+func (e *End) Send(h uint64) error {
+	if !e.send.g.Enter() {
+		return native.WrapErr("send", e.service, native.ErrClosed)
+	}
+	e.send.mu.Lock()
+	rc := e.c.Send(h)
+	e.send.mu.Unlock()
+	e.send.g.Leave()
+	if rc >= 0 {
+		return nil
+	}
+	if native.IsAgain(rc) {
+		return native.ErrQueueFull
+	}
+	return native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
+}
+
+// SendBatch sends hs in order with one publication and returns how many
+// were sent (k); hs[k:] still belong to the caller. A partial send (0 < k <
+// len(hs)) is not an error. When nothing could be sent because the ring is
+// full it returns 0 and the bare native.ErrQueueFull. An empty hs sends
+// nothing and returns 0, nil.
+func (e *End) SendBatch(hs []uint64) (int, error) {
+	if len(hs) == 0 {
+		if e.send.g.Closed() {
+			return 0, native.WrapErr("send", e.service, native.ErrClosed)
+		}
+		return 0, nil
+	}
+	if !e.send.g.Enter() {
+		return 0, native.WrapErr("send", e.service, native.ErrClosed)
+	}
+	e.send.mu.Lock()
+	rc := e.c.SendBatch(hs)
+	e.send.mu.Unlock()
+	e.send.g.Leave()
+	if rc >= 0 {
+		return rc, nil
+	}
+	if native.IsAgain(rc) {
+		return 0, native.ErrQueueFull
+	}
+	return 0, native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
+}
+
+// TryRecv dequeues one handle without blocking. An empty ring gives the bare
+// native.ErrEmpty (no allocation); a peer that closed or died, once
+// everything it sent was received, gives native.ErrPeerDead.
+func (e *End) TryRecv() (uint64, error) {
+	if !e.recv.g.Enter() {
+		return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	e.recv.mu.Lock()
+	h, rc := e.c.Recv(0)
+	e.recv.mu.Unlock()
+	e.recv.g.Leave()
+	if rc >= 0 {
+		return h, nil
+	}
+	if native.IsAgain(rc) {
+		return 0, native.ErrEmpty
+	}
+	return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+}
+
+// Recv dequeues one handle, waiting until one arrives, the peer goes
+// (native.ErrPeerDead), ctx is done (ctx's error) or the end is closed
+// (native.ErrClosed). The wait is cut into C waits of at most
+// native.MaxSlice, between which ctx and the closed flag are checked.
+func (e *End) Recv(ctx context.Context) (uint64, error) {
+	if !e.recv.g.Enter() {
+		return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	for {
+		if e.recv.g.Closed() {
+			return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+		}
+		t, err := native.Slice(ctx)
+		if err != nil {
+			return 0, err
+		}
+		h, rc := e.c.Recv(t)
+		if rc >= 0 {
+			return h, nil
+		}
+		if !native.IsWaitAgain(rc) && !e.recv.g.Closed() {
+			return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+		}
+	}
+}
+
+// RecvBatch receives up to len(hs) handles into hs, waiting like Recv for
+// the first, and returns how many. An empty hs returns 0, nil.
+func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
+	if !e.recv.g.Enter() {
+		return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	if len(hs) == 0 {
+		return 0, nil
+	}
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	for {
+		if e.recv.g.Closed() {
+			return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+		}
+		t, err := native.Slice(ctx)
+		if err != nil {
+			return 0, err
+		}
+		rc := e.c.RecvBatch(hs, t)
+		if rc >= 0 {
+			return rc, nil
+		}
+		if !native.IsWaitAgain(rc) && !e.recv.g.Closed() {
+			return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+		}
+	}
+}
+
+// Close closes this end: the peer receives everything sent so far, then
+// native.ErrPeerDead; handles in flight towards this end are freed. It waits
+// for calls in flight (a blocked Recv returns within native.MaxSlice).
+// Closing an end whose peer died returns nil; closing it again returns
+// native.ErrClosed.
+func (e *End) Close() error {
+	var rc int
+	if !e.Shut(&rc) {
+		return native.WrapErr("close", e.service, native.ErrClosed)
+	}
+	return native.Wrap("close", e.service, rc, nil, nil)
+}
+
+// Mark marks the end closed without waiting: calls fail with
+// native.ErrClosed from now on, and a blocked Recv gives up at its next
+// slice. Shut must follow.
+func (e *End) Mark() {
+	e.send.g.Mark()
+	e.recv.g.Mark()
+}
+
+// Shut closes the end like Close, storing the C result in *rc if this call
+// freed it, and reports whether this call was the first to close it. The
+// binding layer uses it to close the ends a domain still has open. Every
+// Shut returns only once the C channel is closed.
+func (e *End) Shut(rc *int) bool {
+	first := !e.closing.Swap(true)
+	e.Mark()
+	e.send.g.Shut(func() {}) // wait for sends in flight
+	e.recv.g.Shut(func() {
+		*rc = e.c.Close()
+		if e.onClose != nil {
+			e.onClose(e)
+		}
+	})
+	return first
+}
