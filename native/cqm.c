@@ -81,7 +81,7 @@ static void end_close(exipc_domain_t *d, uint32_t i, uint32_t s)
 {
     struct chan *ch = D_CHAN(d, i);
     ATOM_STORE_SEQCST(&ch->end[s].closed, 1u); /* C1 -> A1: closed after last publication */
-    ring_wake(D_RING(d, i, s));                /* the peer consumes ring s */
+    ring_wake(d, i, s);                        /* the peer consumes ring s */
     ring_drain_free(d, i, 1 - s);
     if (ATOM_LOAD_RELAXED(&ch->end[1 - s].closed) != 0)
         chan_free(d, i);
@@ -483,6 +483,7 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
                 chan_init(d, c, i, gen, SIDE_CLIENT);
                 ATOM_FETCH_ADD(&sv->accept_futex, 1u);
                 futex_wake(&sv->accept_futex, 0x7fffffff);
+                listener_bell(d, (uint32_t)si);
                 rc = 0;
                 break;
             }

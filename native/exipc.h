@@ -56,8 +56,21 @@ struct exipc_options {
     uint32_t ring_capacity; /* handles per ring, power of two 2..65536; default 256 */
     uint32_t mode;          /* file mode of a new domain; default 0600; only 0600/0660/0666-style bits */
     uint32_t max_block;     /* largest block, power of two 64 B..64 MiB; default 1 MiB */
-    uint32_t reserved[3];   /* must be zero */
+    uint32_t wait_policy;   /* EXIPC_WAIT_*: how this process's receives wait; default adaptive */
+    uint32_t reserved[2];   /* must be zero */
 };
+
+/* How a blocking receive waits (exipc_options.wait_policy). A property of the
+ * process that opens, not of the domain: each process picks its own.
+ *   ADAPTIVE  spin about 20 us (two futex round trips), then sleep on a futex.
+ *             Low latency for busy channels, no CPU burnt on idle ones.
+ *   SPIN      never sleep: lowest latency, one CPU busy per waiting thread.
+ *             For a dedicated core per receiver.
+ *   PARK      sleep at once: least CPU, a futex wake-up (~13 us here) per
+ *             message that finds the receiver idle. For many idle channels. */
+#define EXIPC_WAIT_ADAPTIVE 0u
+#define EXIPC_WAIT_SPIN 1u
+#define EXIPC_WAIT_PARK 2u
 
 /* Domain-wide counters (see exipc_stat). */
 struct exipc_stat {
@@ -163,6 +176,53 @@ EXIPC_API int exipc_send_batch(exipc_chan_t *c, const exipc_handle_t *hs, size_t
  * exipc_recv for the first. Returns how many. Errors when none: as
  * exipc_recv, and -EINVAL (max == 0). */
 EXIPC_API int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns);
+
+/* ---- waiting on many channels ------------------------------------------- */
+
+/* One entry of exipc_poll: set exactly one of chan or listener; ready is set
+ * by the call (1: a receive or accept would not block, or the peer is gone). */
+struct exipc_pollitem {
+    exipc_chan_t *chan;
+    exipc_listener_t *listener;
+    uint32_t ready;
+};
+
+/* exipc_poll waits until at least one item is ready, like poll(2): a channel
+ * has a handle to receive or its peer has gone, a listener has a channel to
+ * accept. The wait is one futex on the process's doorbell, whatever n is; a
+ * producer rings it only if it finds the consumer parked. Returns how many
+ * items are ready (0 if woken by exipc_wake), -EAGAIN (timeout 0, none
+ * ready), -ETIMEDOUT, -EINVAL. Thread-safe; spurious readiness is possible
+ * (a later receive may still return -EAGAIN). */
+EXIPC_API int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_t timeout_ns);
+
+/* exipc_chan_arm asks for the doorbell to be rung when c becomes ready.
+ * Returns 1 if it is ready already (nothing armed), 0 if armed. For event
+ * loops built on exipc_wait_ready; the receiving thread calls it. */
+EXIPC_API int exipc_chan_arm(exipc_chan_t *c);
+
+/* exipc_listener_arm: the same for a listener (ready = a channel to accept). */
+EXIPC_API int exipc_listener_arm(exipc_listener_t *l);
+
+/* exipc_chan_id / exipc_listener_id: the bit that stands for c or l in the
+ * words filled by exipc_wait_ready. Stable while the object is open. */
+EXIPC_API uint32_t exipc_chan_id(const exipc_chan_t *c);
+EXIPC_API uint32_t exipc_listener_id(const exipc_listener_t *l);
+
+/* exipc_ready_words: how many 64-bit words exipc_wait_ready fills. */
+EXIPC_API size_t exipc_ready_words(const exipc_domain_t *d);
+
+/* exipc_wait_ready sleeps on the process's doorbell until an armed channel
+ * or listener becomes ready, then takes the ready bits (bit exipc_chan_id(c)
+ * or exipc_listener_id(l) set in bits[]; words must be at least
+ * exipc_ready_words(d)). Returns how many bits it took, 0 when woken with
+ * none (exipc_wake, or a spurious ring), -EAGAIN (timeout 0 and none),
+ * -ETIMEDOUT, -EINVAL. Bits are hints: re-check with a non-blocking call. */
+EXIPC_API int exipc_wait_ready(exipc_domain_t *d, uint64_t *bits, size_t words, int64_t timeout_ns);
+
+/* exipc_wake makes a concurrent exipc_wait_ready or exipc_poll of this
+ * process return early (with 0). Thread-safe, async-signal-safe. */
+EXIPC_API int exipc_wake(exipc_domain_t *d);
 
 /* ---- housekeeping ----------------------------------------------------- */
 

@@ -11,6 +11,7 @@
  *   struct service[max_chans]       two lines each
  *   struct chan[max_chans]          two lines each
  *   rings: 2 per channel            struct ring + capacity handles, each
+ *   uint64_t ready[max_procs][w]    per-process ready bitmap (doorbells)
  *   uint32_t slab_class[nslabs]     size class of every carved slab
  *   struct block_meta[ngranules]    one per 64-byte granule of the arena
  *   arena                           the blocks (payload only, no metadata)
@@ -84,6 +85,7 @@ struct seg_params {
     uint64_t nslabs, ngranules;
     uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
     uint64_t off_slabs, off_meta, off_arena;
+    uint64_t off_ready, ready_stride;
     uint32_t creator_uid;
     uint32_t ready; /* R0 -> A0: params before ready; store-release last */
 };
@@ -123,6 +125,7 @@ struct service {
     uint32_t gen;
     uint32_t owner, owner_gen; /* proc slot listening */
     uint32_t accept_futex;     /* bumped by connect; accept waits on it */
+    uint32_t armed;            /* owner asked for its doorbell on the next connect */
     char name[EXIPC_SERVICE_MAX + 1];
     uint8_t pad_[EXIPC_CACHELINE];
 };
@@ -207,6 +210,8 @@ struct layout {
     uint64_t nslabs, ngranules;
     uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
     uint64_t off_slabs, off_meta, off_arena;
+    uint64_t off_ready, ready_stride; /* per-slot ready bitmaps */
+    uint32_t ready_words;             /* 64-bit words in one bitmap */
 };
 
 struct exipc_chan {
@@ -236,6 +241,8 @@ struct exipc_domain {
     uint32_t slot, slot_gen;
     uint64_t fork_gen;
     bool borrowed_map;        /* test hook: base belongs to another handle */
+    uint32_t wait_policy;     /* EXIPC_WAIT_*, this process's choice */
+    uint32_t wake_pending;    /* exipc_wake was called (atomic) */
     struct layout L;
     pthread_mutex_t objs_lock; /* local: the lists below */
     struct exipc_chan *chans;
@@ -260,6 +267,10 @@ static inline struct chan *D_CHAN(exipc_domain_t *d, uint32_t i)
 static inline struct ring *D_RING(exipc_domain_t *d, uint32_t chan, uint32_t r)
 {
     return (struct ring *)(d->base + d->L.off_rings + ((uint64_t)chan * 2 + r) * d->L.ring_stride);
+}
+static inline uint64_t *D_READY(exipc_domain_t *d, uint32_t slot)
+{
+    return (uint64_t *)(d->base + d->L.off_ready + (uint64_t)slot * d->L.ready_stride);
 }
 static inline uint32_t *D_SLABS(exipc_domain_t *d) { return (uint32_t *)(d->base + d->L.off_slabs); }
 static inline struct block_meta *D_META(exipc_domain_t *d) { return (struct block_meta *)(d->base + d->L.off_meta); }
@@ -292,7 +303,13 @@ void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
 /* ring.c */
 void ring_reset(exipc_domain_t *d, uint32_t chan);
 void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r);
-void ring_wake(struct ring *r);
+void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r);
+
+/* wait.c */
+#define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
+#define SLEEP_DOORBELL 2u /* ring.sleeping: consumer waits on its doorbell */
+void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit);
+void listener_bell(exipc_domain_t *d, uint32_t service);
 
 /* cqm.c */
 int cqm_lock(exipc_domain_t *d);

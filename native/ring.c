@@ -47,10 +47,24 @@ void ring_reset(exipc_domain_t *d, uint32_t chan)
     }
 }
 
-void ring_wake(struct ring *r)
+/* The producer side of the Dekker pair: called after publishing tail (or
+ * closed). Costs one load of a line the consumer writes only when it parks;
+ * a system call only if the consumer is parked. */
+void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r)
 {
-    if (ATOM_LOAD_SEQCST(&r->sleeping) != 0 && ATOM_XCHG_SEQCST(&r->sleeping, 0) != 0)
-        futex_wake(&r->sleeping, 1);
+    struct ring *rg = D_RING(d, chan, r);
+    if (ATOM_LOAD_SEQCST(&rg->sleeping) == 0)
+        return;
+    uint32_t how = ATOM_XCHG_SEQCST(&rg->sleeping, 0u);
+    if (how == 0)
+        return;
+    if (how != SLEEP_DOORBELL) /* SLEEP_FUTEX, or a scribbled value: wake both ways */
+        futex_wake(&rg->sleeping, 1);
+    if (how != SLEEP_FUTEX) {
+        /* Ring r is consumed by side 1 - r. */
+        uint32_t proc = ATOM_LOAD_RELAXED(&D_CHAN(d, chan)->end[1 - r].proc);
+        doorbell_ring(d, proc, chan);
+    }
 }
 
 /* Frees every handle still in ring r of channel `chan` (its consumer is
@@ -105,7 +119,7 @@ int exipc_send_batch(exipc_chan_t *c, const exipc_handle_t *hs, size_t n)
     }
     c->tx_tail = tail + k;
     ATOM_STORE_SEQCST(&c->tx->tail, tail + k); /* R1 -> A1: slot before tail */
-    ring_wake(c->tx);
+    ring_wake(d, c->idx, c->side);
     return (int)k;
 }
 
@@ -161,13 +175,27 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
     /* With one CPU the producer cannot run while we spin: park at once. */
     int64_t spin = ncpus() > 1 ? SPIN_NS : 0;
+    if (c->d->wait_policy == EXIPC_WAIT_PARK)
+        spin = 0;
+    else if (c->d->wait_policy == EXIPC_WAIT_SPIN)
+        spin = INT64_MAX / 2; /* until the deadline; the loop below still parks past it */
     int64_t spin_end = start + (timeout_ns > 0 && timeout_ns < spin ? timeout_ns : spin);
+    int64_t next_check = start + WAIT_SLICE_NS;
     for (uint32_t i = 1;; i++) {
         cpu_relax();
         if (ATOM_LOAD_RELAXED(&c->rx->tail) != c->rx_head)
             return closed_or_ready(c, false);
-        if ((i & 63) == 0 && now_ns() >= spin_end)
+        if ((i & 63) != 0)
+            continue;
+        int64_t now = now_ns();
+        if (now >= spin_end)
             break;
+        if (now >= next_check) { /* a long spin still notices a closed or dead peer */
+            next_check = now + WAIT_SLICE_NS;
+            avail = closed_or_ready(c, true);
+            if (avail != 0)
+                return avail;
+        }
     }
     for (;;) {
         ATOM_STORE_SEQCST(&c->rx->sleeping, 1u);

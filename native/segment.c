@@ -44,9 +44,11 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     struct exipc_options z = {0};
     if (o == NULL)
         o = &z;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         if (o->reserved[i] != 0)
             return -EINVAL;
+    if (o->wait_policy > EXIPC_WAIT_PARK)
+        return -EINVAL;
     memset(L, 0, sizeof *L);
     L->arena_size = o->size ? round_up(o->size, SLAB_SIZE) : DEF_ARENA;
     L->max_procs = o->max_procs ? o->max_procs : DEF_PROCS;
@@ -71,6 +73,12 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     L->off_rings = off;
     L->ring_stride = round_up(sizeof(struct ring) + (uint64_t)L->ring_capacity * sizeof(uint64_t), EXIPC_CACHELINE);
     off += (uint64_t)L->max_chans * 2 * L->ring_stride;
+    /* Bits [0, max_chans): channels (by index); [max_chans, 2*max_chans):
+     * listeners (by service index). One bitmap per process slot. */
+    L->ready_words = (uint32_t)((2ull * L->max_chans + 63) / 64);
+    L->ready_stride = round_up((uint64_t)L->ready_words * 8, EXIPC_CACHELINE);
+    L->off_ready = off;
+    off += (uint64_t)L->max_procs * L->ready_stride;
     L->off_slabs = off;
     off = round_up(off + L->nslabs * sizeof(uint32_t), EXIPC_CACHELINE);
     L->off_meta = off;
@@ -103,6 +111,8 @@ static void params_from_layout(struct seg_params *p, const struct layout *L)
     p->off_slabs = L->off_slabs;
     p->off_meta = L->off_meta;
     p->off_arena = L->off_arena;
+    p->off_ready = L->off_ready;
+    p->ready_stride = L->ready_stride;
     p->creator_uid = (uint32_t)geteuid();
 }
 
@@ -266,6 +276,7 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
         return -ENOMEM;
     d->fork_gen = exipc_fork_generation();
     d->fd = -1;
+    d->wait_policy = opt ? opt->wait_policy : EXIPC_WAIT_ADAPTIVE;
     pthread_mutex_init(&d->objs_lock, NULL);
 
     for (int attempt = 0;; attempt++) {
@@ -370,6 +381,7 @@ int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **o
     e->L = d->L;
     e->borrowed_map = true;
     e->fork_gen = d->fork_gen;
+    e->wait_policy = d->wait_policy;
     pthread_mutex_init(&e->objs_lock, NULL);
     rc = cqm_register(e);
     if (rc != 0) {

@@ -1,0 +1,176 @@
+/*
+ * wait.c — waiting on many channels at once: per-process doorbells and ready
+ * bitmaps.
+ *
+ * Invariants:
+ *   - proc_slot.doorbell is a futex word that only grows. A waiter reads it
+ *     (D1), then looks for work (ready bits, ring indices), and sleeps only
+ *     while it still holds the value read. A producer makes its work visible
+ *     first, then bumps the doorbell (D1) and wakes: so a ring between the
+ *     waiter's read and its sleep makes the sleep return at once.
+ *   - ring.sleeping == SLEEP_DOORBELL means "the consumer is armed": the
+ *     producer that clears it (exchange, so exactly one does) sets the
+ *     channel's bit in the consumer's ready bitmap and rings its doorbell.
+ *     Arming is the consumer's half of the same Dekker pair as SLEEP_FUTEX
+ *     (ring.c): store sleeping (seq_cst), then re-check tail and closed.
+ *   - service.armed is the same for a listener, cleared by connect.
+ *   - Ready bits are hints, never trusted: a bit maps to a local object only
+ *     through the caller's own table, and a scribbled word costs a spurious
+ *     wake-up, not a crash or a lost one (the armed flags and ring indices
+ *     are re-checked after every wake).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "exipc_internal.h"
+
+void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit)
+{
+    if (slot >= d->L.max_procs || bit >= d->L.ready_words * 64u)
+        return;
+    uint64_t *words = D_READY(d, slot);
+    __atomic_fetch_or(&words[bit / 64], 1ull << (bit % 64), __ATOMIC_SEQ_CST);
+    struct proc_slot *p = D_PROC(d, slot);
+    ATOM_FETCH_ADD(&p->doorbell, 1u); /* D1 -> D1: work before doorbell */
+    futex_wake(&p->doorbell, 0x7fffffff);
+}
+
+/* Called by connect after it queued a channel on service si. */
+void listener_bell(exipc_domain_t *d, uint32_t si)
+{
+    struct service *sv = D_SVC(d, si);
+    if (ATOM_LOAD_SEQCST(&sv->armed) != 0 && ATOM_XCHG_SEQCST(&sv->armed, 0u) != 0)
+        doorbell_ring(d, ATOM_LOAD_RELAXED(&sv->owner), d->L.max_chans + si);
+}
+
+static bool chan_ready(exipc_chan_t *c)
+{
+    if (c->peer_dead || ATOM_LOAD_SEQCST(&c->rx->tail) != c->rx_head)
+        return true;
+    struct chan *ch = D_CHAN(c->d, c->idx);
+    return ATOM_LOAD_SEQCST(&ch->end[1 - c->side].closed) != 0 || ATOM_LOAD_RELAXED(&ch->gen) != c->gen;
+}
+
+static bool listener_ready(exipc_listener_t *l)
+{
+    exipc_domain_t *d = l->d;
+    struct service *sv = D_SVC(d, l->idx);
+    if (ATOM_LOAD_ACQUIRE(&sv->state) != SVC_LISTENING || ATOM_LOAD_RELAXED(&sv->gen) != l->gen)
+        return true; /* gone: accept will say so */
+    /* The same test accept applies, read without the lock: a hint. */
+    for (uint32_t i = 0; i < d->L.max_chans; i++) {
+        struct chan *ch = D_CHAN(d, i);
+        if (ATOM_LOAD_ACQUIRE(&ch->state) == CHAN_PENDING && ATOM_LOAD_RELAXED(&ch->service) == l->idx &&
+            ATOM_LOAD_RELAXED(&ch->service_gen) == l->gen && !ATOM_LOAD_RELAXED(&ch->end[1].closed))
+            return true;
+    }
+    return false;
+}
+
+int exipc_chan_arm(exipc_chan_t *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    int rc = check_fork(c->d);
+    if (rc != 0)
+        return rc;
+    ATOM_STORE_SEQCST(&c->rx->sleeping, SLEEP_DOORBELL);
+    if (!chan_ready(c))
+        return 0;
+    ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
+    return 1;
+}
+
+int exipc_listener_arm(exipc_listener_t *l)
+{
+    if (l == NULL)
+        return -EINVAL;
+    int rc = check_fork(l->d);
+    if (rc != 0)
+        return rc;
+    struct service *sv = D_SVC(l->d, l->idx);
+    ATOM_STORE_SEQCST(&sv->armed, 1u);
+    if (!listener_ready(l))
+        return 0;
+    ATOM_STORE_RELAXED(&sv->armed, 0u);
+    return 1;
+}
+
+uint32_t exipc_chan_id(const exipc_chan_t *c) { return c ? c->idx : 0; }
+uint32_t exipc_listener_id(const exipc_listener_t *l) { return l ? l->d->L.max_chans + l->idx : 0; }
+size_t exipc_ready_words(const exipc_domain_t *d) { return d ? d->L.ready_words : 0; }
+
+int exipc_wake(exipc_domain_t *d)
+{
+    if (d == NULL)
+        return -EINVAL;
+    struct proc_slot *p = D_PROC(d, d->slot);
+    ATOM_STORE_SEQCST(&d->wake_pending, 1u);
+    ATOM_FETCH_ADD(&p->doorbell, 1u); /* D1 -> D1: work before doorbell */
+    futex_wake(&p->doorbell, 0x7fffffff);
+    return 0;
+}
+
+int exipc_wait_ready(exipc_domain_t *d, uint64_t *bits, size_t words, int64_t timeout_ns)
+{
+    if (d == NULL || bits == NULL || words < d->L.ready_words)
+        return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    struct proc_slot *p = D_PROC(d, d->slot);
+    uint64_t *mine = D_READY(d, d->slot);
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+    for (int slept = 0;; slept = 1) {
+        uint32_t seen = ATOM_LOAD_SEQCST(&p->doorbell); /* D1 -> D1: work before doorbell */
+        int n = 0;
+        for (uint32_t w = 0; w < d->L.ready_words; w++) {
+            uint64_t v = ATOM_LOAD_RELAXED(&mine[w]) ? ATOM_XCHG_SEQCST(&mine[w], 0ull) : 0;
+            bits[w] = v;
+            n += __builtin_popcountll(v);
+        }
+        if (n > 0 || slept)
+            return n;
+        if (timeout_ns == 0)
+            return -EAGAIN;
+        int64_t now = now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        futex_wait(&p->doorbell, seen, deadline - now);
+    }
+}
+
+int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_t timeout_ns)
+{
+    if (d == NULL || (items == NULL && n > 0))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if ((items[i].chan == NULL) == (items[i].listener == NULL))
+            return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    struct proc_slot *p = D_PROC(d, d->slot);
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+    for (int slept = 0;; slept = 1) {
+        uint32_t seen = ATOM_LOAD_SEQCST(&p->doorbell); /* D1 -> D1: work before doorbell */
+        int ready = 0;
+        for (size_t i = 0; i < n; i++) {
+            int r = items[i].chan ? exipc_chan_arm(items[i].chan) : exipc_listener_arm(items[i].listener);
+            items[i].ready = r == 1;
+            ready += r == 1;
+        }
+        if (ready > 0)
+            return ready;
+        if (slept && ATOM_XCHG_SEQCST(&d->wake_pending, 0u) != 0)
+            return 0; /* woken by exipc_wake */
+        if (timeout_ns == 0)
+            return -EAGAIN;
+        int64_t now = now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        int64_t slice = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
+        if (futex_wait(&p->doorbell, seen, slice) == -ETIMEDOUT)
+            exipc_reap(d); /* a peer that died without a word shows up as a closed end */
+    }
+}
