@@ -1,6 +1,7 @@
 package exipc_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -202,4 +203,77 @@ func examplePair(d *exipc.Domain, service string) (client, server *exipc.Chan) {
 		log.Fatal(err)
 	}
 	return client, server
+}
+
+// A server loop: one goroutine accepts clients and receives from all of
+// them, with no goroutine per channel. Poll parks until the listener or any
+// channel is ready; TryAccept and TryRecv then take what is there.
+func ExampleDomain_Poll() {
+	name := exampleName("poll")
+	srv, err := exipc.Open(name, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer exipc.Unlink(name)
+	defer srv.Close()
+	l, err := srv.Listen("echo")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Three clients (another process, in real life) each send one request.
+	cli, err := exipc.Open(name, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cli.Close()
+	for i := 1; i <= 3; i++ {
+		c, err := cli.Connect(context.Background(), "echo")
+		if err != nil {
+			log.Fatal(err)
+		}
+		h, b, _ := cli.Alloc(16)
+		copy(b, fmt.Sprintf("request %d", i))
+		if err := c.Send(h); err != nil {
+			log.Fatal(err)
+		}
+		defer c.Close()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	items := []exipc.PollItem{{Listener: l}}
+	served := 0
+	for served < 3 {
+		if _, err := srv.Poll(ctx, items); err != nil {
+			log.Fatal(err)
+		}
+		for i := range items {
+			it := &items[i]
+			switch {
+			case !it.Ready:
+			case it.Listener != nil:
+				for {
+					c, err := it.Listener.TryAccept()
+					if err != nil {
+						break // ErrEmpty: nobody else waiting
+					}
+					items = append(items, exipc.PollItem{Chan: c})
+				}
+			default:
+				h, err := it.Chan.TryRecv()
+				if err != nil {
+					continue // ErrEmpty, or ErrPeerDead once a client has gone
+				}
+				b, _ := srv.Bytes(h)
+				fmt.Printf("%s\n", bytes.TrimRight(b, "\x00"))
+				srv.Free(h)
+				served++
+			}
+		}
+	}
+	// Output:
+	// request 1
+	// request 2
+	// request 3
 }

@@ -24,7 +24,21 @@ type Options struct {
 	RingCapacity uint32 // handles per ring, a power of two (default 256)
 	Mode         uint32 // file mode of a new domain (default 0600)
 	MaxBlock     uint32 // largest block, a power of two (default 1 MiB)
+	// WaitPolicy is how this process's blocking receives and accepts wait
+	// (this process's choice, not the domain's): WaitAdaptive (default) spins
+	// about 20 µs, then parks; WaitSpin never parks (lowest latency, a busy
+	// CPU per waiting goroutine: for a dedicated core); WaitPark parks at once
+	// (least CPU, a futex wake-up per message that finds the receiver idle:
+	// for many mostly idle channels).
+	WaitPolicy uint32
 }
+
+// Wait policies for Options.WaitPolicy.
+const (
+	WaitAdaptive = native.WaitAdaptive
+	WaitSpin     = native.WaitSpin
+	WaitPark     = native.WaitPark
+)
 
 // Stat holds a domain's counters, domain-wide.
 type Stat struct {
@@ -195,4 +209,51 @@ func (c *Chan) Close() error { return c.e.Close() }
 // handles views hs as the []uint64 the lower layers take, without a copy.
 func handles(hs []Handle) []uint64 {
 	return unsafe.Slice((*uint64)(unsafe.SliceData(hs)), len(hs))
+}
+
+// PollItem is one entry of Domain.Poll: set Chan or Listener (not both).
+// Poll sets Ready when a TryRecv (or TryAccept) would probably not find
+// nothing: a handle waits, the peer has gone, or the object was closed.
+type PollItem struct {
+	Chan     *Chan
+	Listener *Listener
+	Ready    bool
+}
+
+// Poll waits until at least one item is ready or ctx is done, sets each
+// item's Ready and returns how many are. It lets one goroutine serve any
+// number of channels and listeners (see the server loop example); like
+// Recv, it parks on the domain's poller and holds no thread while it waits.
+// Readiness is a hint: follow it with TryRecv / TryAccept, which may still
+// return ErrEmpty.
+func (d *Domain) Poll(ctx context.Context, items []PollItem) (int, error) {
+	var ends []*ring.End
+	var lns []*bind.Listener
+	for _, it := range items {
+		switch {
+		case it.Chan != nil && it.Listener == nil:
+			ends = append(ends, it.Chan.e)
+		case it.Listener != nil && it.Chan == nil:
+		default:
+			return 0, native.WrapErr("poll", "", native.ErrInvalid)
+		}
+	}
+	for _, it := range items {
+		if it.Listener != nil {
+			lns = append(lns, it.Listener.l)
+		}
+	}
+	ready := make([]bool, len(ends)+len(lns))
+	n, err := d.d.Poll(ctx, ends, lns, ready)
+	ie, il := 0, len(ends)
+	for i := range items {
+		if items[i].Chan != nil {
+			items[i].Ready = ready[ie]
+			ie++
+		} else {
+			items[i].Ready = ready[il]
+			il++
+		}
+	}
+	return n, err
 }

@@ -95,9 +95,16 @@ func TestPeerMain(t *testing.T) {
 			nbig, err = strconv.Atoi(f[4])
 		}
 	}
-	if len(f) != 5 || err != nil || (f[0] != "send" && f[0] != "recv" && f[0] != "hold") {
-		fmt.Fprintf(os.Stderr, "usage: %s=\"send|recv|hold DOMAIN SERVICE NSMALL NBIG\"\n", peerEnv)
+	if len(f) != 5 || err != nil || (f[0] != "send" && f[0] != "recv" && f[0] != "hold" && f[0] != "wave") {
+		fmt.Fprintf(os.Stderr, "usage: %s=\"send|recv|hold|wave DOMAIN SERVICE N M\"\n", peerEnv)
 		os.Exit(2)
+	}
+	if f[0] == "wave" {
+		if err := peerWave(f[1], f[2], nsmall, nbig); err != nil {
+			fmt.Fprintf(os.Stderr, "go peer wave: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	if f[0] == "hold" {
 		err := peerHold(f[1], f[2], nsmall, nbig)

@@ -4,8 +4,9 @@
 // domain has open, so that closing the domain closes them first and no C
 // pointer is used after it was freed.
 //
-// Accept and Connect wait in C waits of at most native.MaxSlice, checking
-// the context and the closed flags between them.
+// Accept parks on the domain's poller (ring.Poller) like Recv does; Connect,
+// waiting for a service to appear, waits in C waits of at most
+// native.MaxSlice, checking the context and the closed flags between them.
 package bind
 
 import (
@@ -22,9 +23,10 @@ import (
 type Domain struct {
 	heap.Heap
 
-	mu   sync.Mutex // guards lns and ends
-	lns  map[*Listener]struct{}
-	ends map[*ring.End]struct{}
+	mu     sync.Mutex // guards lns and ends
+	lns    map[*Listener]struct{}
+	ends   map[*ring.End]struct{}
+	poller *ring.Poller
 }
 
 // Open creates the domain NAME or attaches to it. opt may be nil.
@@ -33,9 +35,14 @@ func Open(name string, opt *native.Options) (*Domain, error) {
 	if rc < 0 {
 		return nil, native.Wrap("open", name, rc, nil, nil)
 	}
+	var policy uint32
+	if opt != nil {
+		policy = opt.WaitPolicy
+	}
 	d := &Domain{
-		lns:  make(map[*Listener]struct{}),
-		ends: make(map[*ring.End]struct{}),
+		lns:    make(map[*Listener]struct{}),
+		ends:   make(map[*ring.End]struct{}),
+		poller: ring.NewPoller(nd, policy),
 	}
 	d.Init(nd, name)
 	return d, nil
@@ -60,6 +67,7 @@ func (d *Domain) Close() error {
 		lns := make([]*Listener, 0, len(d.lns))
 		for l := range d.lns {
 			l.g.Mark()
+			l.w.Wake()
 			lns = append(lns, l)
 		}
 		for e := range d.ends {
@@ -80,6 +88,7 @@ func (d *Domain) Close() error {
 			var erc int
 			e.Shut(&erc)
 		}
+		d.poller.Close()
 		rc = d.Domain().Close()
 	})
 	if !first {
@@ -90,7 +99,7 @@ func (d *Domain) Close() error {
 
 // newEnd wraps a C channel and tracks it until it is closed.
 func (d *Domain) newEnd(c native.Chan, service string) *ring.End {
-	e := ring.New(c, service, d.untrackEnd)
+	e := ring.New(c, service, d.poller, d.untrackEnd)
 	d.mu.Lock()
 	d.ends[e] = struct{}{}
 	d.mu.Unlock()
@@ -114,7 +123,7 @@ func (d *Domain) Listen(service string) (*Listener, error) {
 	if rc < 0 {
 		return nil, native.Wrap("listen", service, rc, nil, nil)
 	}
-	l := &Listener{l: nl, d: d, service: service}
+	l := &Listener{l: nl, d: d, service: service, w: d.poller.Register(nl.ID())}
 	d.mu.Lock()
 	d.lns[l] = struct{}{}
 	d.mu.Unlock()
@@ -193,7 +202,82 @@ type Listener struct {
 	l        native.Listener
 	d        *Domain
 	service  string
+	w        *ring.Waiter
 }
+
+// arm is Poll's view of a listener, like ring.End.Arm.
+func (l *Listener) arm() (bool, error) {
+	if !l.g.Enter() {
+		return true, nil
+	}
+	r := l.l.Arm()
+	l.g.Leave()
+	if r < 0 {
+		return false, native.Wrap("poll", l.service, r, nil, nil)
+	}
+	return r == 1, nil
+}
+
+// Poll waits until at least one of ends has something to receive (or its
+// peer has gone, or it is closed) or one of lns has a channel to accept,
+// marks those in ready (len(ends)+len(lns), ends first) and returns how many.
+// One goroutine serves any number of channels this way; it parks on the
+// domain's poller like Recv. Readiness is a hint: the TryRecv or TryAccept
+// that follows may still find nothing.
+func (d *Domain) Poll(ctx context.Context, ends []*ring.End, lns []*Listener, ready []bool) (int, error) {
+	if !d.G.Enter() {
+		return 0, native.WrapErr("poll", d.Name(), native.ErrClosed)
+	}
+	defer d.G.Leave()
+	g := ring.NewGroup()
+	for _, e := range ends {
+		e.Waiter().Join(g)
+		defer e.Waiter().Leave(g)
+	}
+	for _, l := range lns {
+		l.w.Join(g)
+		defer l.w.Leave(g)
+	}
+	for {
+		g.Drain()
+		n := 0
+		for i, e := range ends {
+			r, err := e.Arm()
+			if err != nil {
+				return 0, err
+			}
+			ready[i] = r
+			if r {
+				n++
+			}
+		}
+		for i, l := range lns {
+			r, err := l.arm()
+			if err != nil {
+				return 0, err
+			}
+			ready[len(ends)+i] = r
+			if r {
+				n++
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if d.G.Closed() || !d.poller.Ensure() {
+			return 0, native.WrapErr("poll", d.Name(), native.ErrClosed)
+		}
+		select {
+		case <-g.C():
+		case <-ctx.Done():
+			return 0, native.CtxErr(ctx)
+		}
+	}
+}
+
+// Arm and Closed make the listener a ring.Site for the poller.
+func (l *Listener) Arm() int     { return l.l.Arm() }
+func (l *Listener) Closed() bool { return l.g.Closed() }
 
 // Service returns the name the listener listens on.
 func (l *Listener) Service() string { return l.service }
@@ -208,22 +292,27 @@ func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
 	defer l.g.Leave()
 	l.acceptMu.Lock()
 	defer l.acceptMu.Unlock()
-	for {
-		if l.g.Closed() {
-			return nil, native.WrapErr("accept", l.service, native.ErrClosed)
-		}
-		t, err := native.Slice(ctx)
-		if err != nil {
-			return nil, err
-		}
-		c, rc := l.l.Accept(t)
+	var end *ring.End
+	err := l.d.poller.Wait(ctx.Done(), l.w, l, func() (bool, error) {
+		c, rc := l.l.Accept(0)
 		if rc >= 0 {
-			return l.d.newEnd(c, l.service), nil
+			end = l.d.newEnd(c, l.service)
+			return true, nil
 		}
-		if !native.IsWaitAgain(rc) {
-			return nil, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
+		if native.IsAgain(rc) {
+			return false, nil
 		}
+		return true, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
+	})
+	switch err {
+	case nil:
+		return end, nil
+	case ring.ErrDone:
+		return nil, native.CtxErr(ctx)
+	case native.ErrClosed:
+		return nil, native.WrapErr("accept", l.service, native.ErrClosed)
 	}
+	return nil, err
 }
 
 // TryAccept takes the oldest connected channel without blocking; with none
@@ -257,8 +346,10 @@ func (l *Listener) Close() error {
 }
 
 func (l *Listener) shut(rc *int) bool {
+	l.w.Wake()
 	return l.g.Shut(func() {
 		*rc = l.l.Close()
+		l.d.poller.Unregister(l.w)
 		l.d.mu.Lock()
 		delete(l.d.lns, l)
 		l.d.mu.Unlock()

@@ -41,6 +41,10 @@ package native
 #cgo nocallback exipc_recv_batch
 #cgo noescape exipc_stat
 #cgo nocallback exipc_stat
+#cgo noescape exipc_wait_ready
+#cgo nocallback exipc_wait_ready
+#cgo nocallback exipc_chan_arm
+#cgo nocallback exipc_listener_arm
 
 #include <stdlib.h>
 #include "exipc.h"
@@ -61,7 +65,15 @@ type Options struct {
 	RingCapacity uint32 // handles per ring, a power of two
 	Mode         uint32 // file mode of a new domain
 	MaxBlock     uint32 // largest block, a power of two
+	WaitPolicy   uint32 // WaitAdaptive, WaitSpin or WaitPark (this process's choice)
 }
+
+// Wait policies (EXIPC_WAIT_*).
+const (
+	WaitAdaptive = uint32(C.EXIPC_WAIT_ADAPTIVE)
+	WaitSpin     = uint32(C.EXIPC_WAIT_SPIN)
+	WaitPark     = uint32(C.EXIPC_WAIT_PARK)
+)
 
 // Stat mirrors struct exipc_stat.
 type Stat struct {
@@ -107,6 +119,7 @@ func Open(name string, opt *Options) (Domain, int) {
 		o.ring_capacity = C.uint32_t(opt.RingCapacity)
 		o.mode = C.uint32_t(opt.Mode)
 		o.max_block = C.uint32_t(opt.MaxBlock)
+		o.wait_policy = C.uint32_t(opt.WaitPolicy)
 		copt = &o
 	}
 	var d *C.exipc_domain_t
@@ -266,3 +279,32 @@ func (c Chan) RecvBatch(hs []uint64, timeoutNs int64) int {
 	}
 	return int(C.exipc_recv_batch(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs)), C.int64_t(timeoutNs)))
 }
+
+// Arm calls exipc_chan_arm: 1 if the channel is ready now, 0 if armed (the
+// domain's doorbell rings when it becomes ready), or a negative errno.
+func (c Chan) Arm() int { return int(C.exipc_chan_arm(c.p)) }
+
+// ID calls exipc_chan_id: the channel end's bit in WaitReady's words.
+func (c Chan) ID() uint32 { return uint32(C.exipc_chan_id(c.p)) }
+
+// Arm calls exipc_listener_arm (see Chan.Arm).
+func (l Listener) Arm() int { return int(C.exipc_listener_arm(l.p)) }
+
+// ID calls exipc_listener_id: the listener's bit in WaitReady's words.
+func (l Listener) ID() uint32 { return uint32(C.exipc_listener_id(l.p)) }
+
+// ReadyWords calls exipc_ready_words: the length WaitReady's words need.
+func (d Domain) ReadyWords() int { return int(C.exipc_ready_words(d.p)) }
+
+// WaitReady calls exipc_wait_ready: sleeps on the doorbell, then takes the
+// ready bits into words. Returns how many bits, 0 when woken with none, or a
+// negative errno (-EAGAIN, -ETIMEDOUT).
+func (d Domain) WaitReady(words []uint64, timeoutNs int64) int {
+	if len(words) == 0 {
+		return einval
+	}
+	return int(C.exipc_wait_ready(d.p, (*C.uint64_t)(unsafe.Pointer(&words[0])), C.size_t(len(words)), C.int64_t(timeoutNs)))
+}
+
+// Wake calls exipc_wake: a WaitReady in progress returns early.
+func (d Domain) Wake() int { return int(C.exipc_wake(d.p)) }

@@ -63,7 +63,7 @@ void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r)
     if (how != SLEEP_FUTEX) {
         /* Ring r is consumed by side 1 - r. */
         uint32_t proc = ATOM_LOAD_RELAXED(&D_CHAN(d, chan)->end[1 - r].proc);
-        doorbell_ring(d, proc, chan);
+        doorbell_ring(d, proc, chan * 2 + (1 - r));
     }
 }
 

@@ -73,9 +73,10 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     L->off_rings = off;
     L->ring_stride = round_up(sizeof(struct ring) + (uint64_t)L->ring_capacity * sizeof(uint64_t), EXIPC_CACHELINE);
     off += (uint64_t)L->max_chans * 2 * L->ring_stride;
-    /* Bits [0, max_chans): channels (by index); [max_chans, 2*max_chans):
-     * listeners (by service index). One bitmap per process slot. */
-    L->ready_words = (uint32_t)((2ull * L->max_chans + 63) / 64);
+    /* Bits [0, 2*max_chans): channel ends (index*2 + side: one process may
+     * hold both ends); [2*max_chans, 3*max_chans): listeners (by service
+     * index). One bitmap per process slot. */
+    L->ready_words = (uint32_t)((3ull * L->max_chans + 63) / 64);
     L->ready_stride = round_up((uint64_t)L->ready_words * 8, EXIPC_CACHELINE);
     L->off_ready = off;
     off += (uint64_t)L->max_procs * L->ready_stride;

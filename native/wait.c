@@ -40,7 +40,7 @@ void listener_bell(exipc_domain_t *d, uint32_t si)
 {
     struct service *sv = D_SVC(d, si);
     if (ATOM_LOAD_SEQCST(&sv->armed) != 0 && ATOM_XCHG_SEQCST(&sv->armed, 0u) != 0)
-        doorbell_ring(d, ATOM_LOAD_RELAXED(&sv->owner), d->L.max_chans + si);
+        doorbell_ring(d, ATOM_LOAD_RELAXED(&sv->owner), 2 * d->L.max_chans + si);
 }
 
 static bool chan_ready(exipc_chan_t *c)
@@ -96,8 +96,8 @@ int exipc_listener_arm(exipc_listener_t *l)
     return 1;
 }
 
-uint32_t exipc_chan_id(const exipc_chan_t *c) { return c ? c->idx : 0; }
-uint32_t exipc_listener_id(const exipc_listener_t *l) { return l ? l->d->L.max_chans + l->idx : 0; }
+uint32_t exipc_chan_id(const exipc_chan_t *c) { return c ? c->idx * 2 + c->side : 0; }
+uint32_t exipc_listener_id(const exipc_listener_t *l) { return l ? 2 * l->d->L.max_chans + l->idx : 0; }
 size_t exipc_ready_words(const exipc_domain_t *d) { return d ? d->L.ready_words : 0; }
 
 int exipc_wake(exipc_domain_t *d)

@@ -33,7 +33,15 @@ type End struct {
 	service string     // for error messages
 	onClose func(*End) // called once after the C channel is closed; may be nil
 	closing atomic.Bool
+	p       *Poller // the domain's poller: blocked receives park on it
+	w       *Waiter // this end's place in it
 }
+
+// recvSite is the End as Wait sees it: its receiving side.
+type recvSite End
+
+func (s *recvSite) Arm() int     { return s.c.Arm() }
+func (s *recvSite) Closed() bool { return s.recv.g.Closed() }
 
 // half is one direction's share of an End: its guard keeps the C channel
 // alive while a call of that direction uses it, and mu lets one goroutine
@@ -44,10 +52,11 @@ type half struct {
 	mu sync.Mutex
 }
 
-// New wraps an open C channel bound to SERVICE. onClose, if not nil, is
-// called once when the end has been closed (the binding layer untracks it).
-func New(c native.Chan, service string, onClose func(*End)) *End {
-	return &End{c: c, service: service, onClose: onClose}
+// New wraps an open C channel bound to SERVICE; p is its domain's poller.
+// onClose, if not nil, is called once when the end has been closed (the
+// binding layer untracks it).
+func New(c native.Chan, service string, p *Poller, onClose func(*End)) *End {
+	return &End{c: c, service: service, onClose: onClose, p: p, w: p.Register(c.ID())}
 }
 
 // Service returns the name of the service the channel is bound to.
@@ -124,8 +133,8 @@ func (e *End) TryRecv() (uint64, error) {
 
 // Recv dequeues one handle, waiting until one arrives, the peer goes
 // (native.ErrPeerDead), ctx is done (ctx's error) or the end is closed
-// (native.ErrClosed). The wait is cut into C waits of at most
-// native.MaxSlice, between which ctx and the closed flag are checked.
+// (native.ErrClosed). A waiting goroutine spins or parks as the domain's
+// wait policy says; parked, it holds no thread: the domain's poller wakes it.
 func (e *End) Recv(ctx context.Context) (uint64, error) {
 	if !e.recv.g.Enter() {
 		return 0, native.WrapErr("recv", e.service, native.ErrClosed)
@@ -133,22 +142,13 @@ func (e *End) Recv(ctx context.Context) (uint64, error) {
 	defer e.recv.g.Leave()
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
-	for {
-		if e.recv.g.Closed() {
-			return 0, native.WrapErr("recv", e.service, native.ErrClosed)
-		}
-		t, err := native.Slice(ctx)
-		if err != nil {
-			return 0, err
-		}
-		h, rc := e.c.Recv(t)
-		if rc >= 0 {
-			return h, nil
-		}
-		if !native.IsWaitAgain(rc) && !e.recv.g.Closed() {
-			return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
-		}
-	}
+	var h uint64
+	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+		var rc int
+		h, rc = e.c.Recv(0)
+		return e.result(rc)
+	})
+	return h, e.waitErr(ctx, err)
 }
 
 // RecvBatch receives up to len(hs) handles into hs, waiting like Recv for
@@ -163,22 +163,64 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 	}
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
-	for {
-		if e.recv.g.Closed() {
-			return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+	n := 0
+	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+		rc := e.c.RecvBatch(hs, 0)
+		if rc > 0 {
+			n = rc
 		}
-		t, err := native.Slice(ctx)
-		if err != nil {
-			return 0, err
-		}
-		rc := e.c.RecvBatch(hs, t)
-		if rc >= 0 {
-			return rc, nil
-		}
-		if !native.IsWaitAgain(rc) && !e.recv.g.Closed() {
-			return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
-		}
+		return e.result(rc)
+	})
+	return n, e.waitErr(ctx, err)
+}
+
+// Waiter is the end's place in its domain's poller.
+func (e *End) Waiter() *Waiter { return e.w }
+
+// Arm asks for the poller's signal when the end has something to receive
+// (or its peer goes). It reports whether that is so already; a closed end
+// reports ready, so that the caller's next call returns ErrClosed.
+func (e *End) Arm() (bool, error) {
+	if !e.recv.g.Enter() {
+		return true, nil
 	}
+	defer e.recv.g.Leave()
+	// The C arm reads the receiving side's index: not while a Recv runs.
+	// A Recv in progress has armed the end itself, and its waiter, joined
+	// to the poll's group, signals the poll too.
+	if !e.recv.mu.TryLock() {
+		return false, nil
+	}
+	r := e.c.Arm()
+	e.recv.mu.Unlock()
+	if r < 0 {
+		return false, native.Wrap("poll", e.service, r, nil, nil)
+	}
+	return r == 1, nil
+}
+
+// result classifies a non-blocking receive: done with no error, keep
+// waiting (nothing there), or done with an error.
+func (e *End) result(rc int) (bool, error) {
+	if rc >= 0 {
+		return true, nil
+	}
+	if native.IsAgain(rc) {
+		return false, nil
+	}
+	return true, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+}
+
+func (e *End) waitErr(ctx context.Context, err error) error {
+	switch err {
+	case nil:
+		return nil
+	case ErrDone:
+		return native.CtxErr(ctx)
+	case native.ErrClosed:
+		return native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	return err
 }
 
 // Close closes this end: the peer receives everything sent so far, then
@@ -200,6 +242,7 @@ func (e *End) Close() error {
 func (e *End) Mark() {
 	e.send.g.Mark()
 	e.recv.g.Mark()
+	e.w.Wake() // a parked Recv sees the mark now
 }
 
 // Shut closes the end like Close, storing the C result in *rc if this call
@@ -212,6 +255,7 @@ func (e *End) Shut(rc *int) bool {
 	e.send.g.Shut(func() {}) // wait for sends in flight
 	e.recv.g.Shut(func() {
 		*rc = e.c.Close()
+		e.p.Unregister(e.w)
 		if e.onClose != nil {
 			e.onClose(e)
 		}

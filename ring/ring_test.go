@@ -34,10 +34,12 @@ func newPair(t *testing.T) (d native.Domain, client, server *End) {
 	if rc < 0 {
 		t.Fatalf("accept: %s", native.Strerror(rc))
 	}
-	client, server = New(c, "svc", nil), New(s, "svc", nil)
+	p := NewPoller(d, native.WaitAdaptive)
+	client, server = New(c, "svc", p, nil), New(s, "svc", p, nil)
 	t.Cleanup(func() {
 		client.Close()
 		server.Close()
+		p.Close()
 		l.Close()
 		d.Close()
 	})

@@ -1,0 +1,213 @@
+package exipc_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/exipc/exipc"
+)
+
+// peerWave is the sending side of TestIdleReceivers: it connects nch
+// channels, says "ready", waits for a line on stdin, then sends nmsg
+// messages to random channels (each carrying its channel and that channel's
+// sequence number), and closes everything.
+func peerWave(domain, service string, nch, nmsg int) error {
+	d, err := exipc.Open(domain, nil)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	chans := make([]*exipc.Chan, nch)
+	for i := range chans {
+		if chans[i], err = d.Connect(ctx, service); err != nil {
+			return fmt.Errorf("connect %d: %w", i, err)
+		}
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return err
+	}
+	seq := make([]uint64, nch)
+	rng := rand.New(rand.NewSource(1))
+	for n := 0; n < nmsg; n++ {
+		k := rng.Intn(nch)
+		h, b, err := d.Alloc(16)
+		for errors.Is(err, exipc.ErrHeapFull) {
+			yield()
+			h, b, err = d.Alloc(16)
+		}
+		if err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint64(b, uint64(k))
+		binary.LittleEndian.PutUint64(b[8:], seq[k])
+		seq[k]++
+		for err = chans[k].Send(h); errors.Is(err, exipc.ErrQueueFull); err = chans[k].Send(h) {
+			yield()
+		}
+		if err != nil {
+			return err
+		}
+		if n%1000 == 999 {
+			time.Sleep(200 * time.Microsecond) // receivers go back to sleep
+		}
+	}
+	for _, c := range chans {
+		c.Close()
+	}
+	return nil
+}
+
+// threads is the process's OS thread count.
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no Threads line in /proc/self/status")
+	return 0
+}
+
+// TestIdleReceivers: thousands of channels, a goroutine blocked in Recv on
+// each, from another process. Parked receivers hold no thread (the count
+// stays within a handful of the runtime's own), and a wave of messages to
+// random channels reaches every receiver, in order.
+func TestIdleReceivers(t *testing.T) {
+	nch, nmsg := 10000, 50000
+	if testing.Short() || raceEnabled { // the race detector allows 8128 goroutines
+		nch, nmsg = 2000, 10000
+	}
+	d, name := openDomain(t, &exipc.Options{MaxChans: uint32(nch + 8), RingCapacity: 16, Size: 8 << 20,
+		MaxBlock: 4096, WaitPolicy: exipc.WaitPark})
+	l, err := d.Listen("wave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := goPeer(t, "wave", name, "wave", nch, nmsg)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx := ctxTimeout(t, 2*time.Minute)
+	chans := make([]*exipc.Chan, nch)
+	for i := range chans {
+		if chans[i], err = l.Accept(ctx); err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("peer said %q, %v", line, err)
+	}
+	runtime.GC()
+	base := threads(t)
+	var wg sync.WaitGroup
+	var got, bad atomic.Int64
+	var parked atomic.Int64
+	for i, c := range chans {
+		wg.Add(1)
+		go func(i int, c *exipc.Chan) {
+			defer wg.Done()
+			parked.Add(1)
+			want := uint64(0)
+			for {
+				h, err := c.Recv(ctx)
+				if errors.Is(err, exipc.ErrPeerDead) {
+					return
+				}
+				if err != nil {
+					t.Errorf("channel %d: %v", i, err)
+					return
+				}
+				b, err := d.Bytes(h)
+				if err != nil || binary.LittleEndian.Uint64(b) != uint64(i) || binary.LittleEndian.Uint64(b[8:]) != want {
+					bad.Add(1)
+				}
+				want++
+				got.Add(1)
+				d.Free(h)
+			}
+		}(i, c)
+	}
+	for parked.Load() < int64(nch) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // every receiver is parked by now
+	idle := threads(t)
+	t.Logf("%d receivers parked: %d OS threads (%d before they started)", nch, idle, base)
+	if idle > base+8 {
+		t.Errorf("%d parked receivers took %d OS threads beyond the %d before: goroutines must park, not threads", nch, idle-base, base)
+	}
+	start := time.Now()
+	fmt.Fprintln(stdin, "go")
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("peer: %v", err)
+	}
+	if got.Load() != int64(nmsg) || bad.Load() != 0 {
+		t.Fatalf("received %d of %d messages, %d out of order or garbled", got.Load(), nmsg, bad.Load())
+	}
+	t.Logf("wave of %d messages over %d channels delivered in %v", nmsg, nch, time.Since(start).Round(time.Millisecond))
+}
+
+// TestParkedRecvCancel: a parked receiver returns promptly when its context
+// is cancelled, and when the domain is closed.
+func TestParkedRecvCancel(t *testing.T) {
+	d, _ := openDomain(t, &exipc.Options{WaitPolicy: exipc.WaitPark})
+	_, server, _ := pair(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := server.Recv(ctx)
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Recv after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled Recv did not return")
+	}
+	go func() {
+		_, err := server.Recv(context.Background())
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	d.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, exipc.ErrClosed) {
+			t.Fatalf("Recv after domain Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not wake a parked Recv")
+	}
+}

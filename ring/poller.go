@@ -1,0 +1,247 @@
+package ring
+
+import (
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exipc/exipc/native"
+)
+
+// ReapEvery is how often a running poller reaps dead processes when nothing
+// rings: a peer killed without a word then shows up as a closed end (its
+// channel ends are closed by the reaper, which rings their consumers) within
+// about this time.
+const ReapEvery = 20 * time.Millisecond
+
+// spinFor is how long WaitAdaptive spins before it parks: about two futex
+// wake-up round trips here.
+const spinFor = 20 * time.Microsecond
+
+// Poller is a domain's one waiting thread. Goroutines that must wait in
+// Recv, RecvBatch or Accept arm their channel or listener in C and park on
+// their Waiter's Go channel; the poller, on one locked OS thread, sleeps on
+// the process's doorbell (one futex word, whatever the number of channels)
+// and wakes exactly the waiters whose bits were rung. Goroutines park,
+// threads do not: ten thousand blocked receivers cost one thread.
+//
+// The poller starts with the first wait and stops with Close.
+type Poller struct {
+	d      native.Domain
+	policy uint32
+
+	mu      sync.Mutex
+	waiters map[uint32]*Waiter
+	running atomic.Bool
+	stopped bool
+	stop    atomic.Bool
+	done    chan struct{}
+}
+
+// Waiter is one channel end's or listener's place in the poller: a Go
+// channel of capacity 1 that the poller signals when its bit rings.
+type Waiter struct {
+	c     chan struct{}
+	id    uint32
+	group atomic.Pointer[Waiter] // also signalled, while a Poll watches this one
+}
+
+// NewGroup returns a Waiter for Poll: it is signalled whenever any of the
+// waiters it is joined to (Join) is.
+func NewGroup() *Waiter { return &Waiter{c: make(chan struct{}, 1)} }
+
+// Join makes w signal g too, until Leave.
+func (w *Waiter) Join(g *Waiter) { w.group.Store(g) }
+
+// Leave undoes Join.
+func (w *Waiter) Leave(g *Waiter) { w.group.CompareAndSwap(g, nil) }
+
+// C is the channel a group waiter is signalled on.
+func (w *Waiter) C() <-chan struct{} { return w.c }
+
+// Drain drops a pending signal.
+func (w *Waiter) Drain() { w.drain() }
+
+// NewPoller returns the (not yet running) poller of domain d; policy is the
+// domain's native.Wait* choice for this process.
+func NewPoller(d native.Domain, policy uint32) *Poller {
+	return &Poller{d: d, policy: policy, waiters: make(map[uint32]*Waiter)}
+}
+
+// Register gives the object whose ready bit is id a Waiter.
+func (p *Poller) Register(id uint32) *Waiter {
+	w := &Waiter{c: make(chan struct{}, 1), id: id}
+	p.mu.Lock()
+	p.waiters[id] = w
+	p.mu.Unlock()
+	return w
+}
+
+// Unregister removes w (its object was closed; its id may be reused).
+func (p *Poller) Unregister(w *Waiter) {
+	p.mu.Lock()
+	if p.waiters[w.id] == w {
+		delete(p.waiters, w.id)
+	}
+	p.mu.Unlock()
+}
+
+// Wake signals w without blocking (a pending signal is enough).
+func (w *Waiter) Wake() {
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+	if g := w.group.Load(); g != nil {
+		g.Wake()
+	}
+}
+
+func (w *Waiter) drain() {
+	select {
+	case <-w.c:
+	default:
+	}
+}
+
+// Ensure starts the poller if it is not running; false once it is closed.
+func (p *Poller) Ensure() bool { return p.ensure() }
+
+func (p *Poller) ensure() bool {
+	if p.running.Load() {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return false
+	}
+	if !p.running.Load() {
+		p.done = make(chan struct{})
+		p.running.Store(true)
+		go p.loop()
+	}
+	return true
+}
+
+func (p *Poller) loop() {
+	// The thread blocks in a futex wait; locking it keeps that one thread
+	// for the purpose instead of handing the runtime a blocked M per wait.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(p.done)
+	words := make([]uint64, p.d.ReadyWords())
+	last := time.Now()
+	for !p.stop.Load() {
+		n := p.d.WaitReady(words, int64(ReapEvery))
+		if n > 0 {
+			p.mu.Lock()
+			for i, w := range words {
+				for w != 0 {
+					b := bits.TrailingZeros64(w)
+					w &= w - 1
+					if wt := p.waiters[uint32(i*64+b)]; wt != nil {
+						wt.Wake()
+					}
+				}
+			}
+			p.mu.Unlock()
+		}
+		if now := time.Now(); now.Sub(last) >= ReapEvery && !p.stop.Load() {
+			last = now
+			p.d.Reap()
+		}
+	}
+}
+
+// Close stops the poller and waits for its thread to leave C; the domain
+// may then be closed. Waits that start later fail (their objects are closed
+// before the poller).
+func (p *Poller) Close() {
+	p.mu.Lock()
+	p.stopped = true
+	running := p.running.Load()
+	p.mu.Unlock()
+	if !running {
+		return
+	}
+	p.stop.Store(true)
+	p.d.Wake()
+	<-p.done
+}
+
+// Site is what Wait waits on: a channel's receiving side or a listener.
+type Site interface {
+	// Arm asks C for the doorbell when the site becomes ready: 1 if it is
+	// ready already, 0 if armed, or a negative errno.
+	Arm() int
+	// Closed reports whether the site's object is being closed.
+	Closed() bool
+}
+
+// Wait blocks the calling goroutine until try reports done (a result, or an
+// error other than "nothing there"), done is closed (it returns ErrDone), or
+// the site is closed (native.ErrClosed). The domain's policy decides whether
+// to spin first (WaitAdaptive: about 20 µs), spin only (WaitSpin) or park at
+// once (WaitPark). It does not allocate.
+func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bool, error)) error {
+	var spinUntil time.Time
+	for spins := 0; ; spins++ {
+		if site.Closed() {
+			return native.ErrClosed
+		}
+		if ok, err := try(); ok {
+			return err
+		}
+		select {
+		case <-done:
+			return ErrDone
+		default:
+		}
+		switch p.policy {
+		case native.WaitSpin:
+			if spins&1023 == 1023 {
+				runtime.Gosched()
+			}
+			continue
+		case native.WaitAdaptive:
+			if runtime.NumCPU() > 1 {
+				if spins == 0 {
+					spinUntil = time.Now().Add(spinFor)
+					continue
+				}
+				if spins&15 != 0 || time.Now().Before(spinUntil) {
+					continue
+				}
+			}
+		}
+		// Park: arm (store + re-check in C, the Dekker pair with the
+		// producer), then sleep on the Go channel the poller signals.
+		w.drain()
+		switch r := site.Arm(); {
+		case r == 1:
+			continue
+		case r < 0:
+			return native.Errno(r, nil, nil)
+		}
+		if !p.ensure() {
+			return native.ErrClosed
+		}
+		select {
+		case <-w.c:
+		case <-done:
+			return ErrDone
+		}
+		spins = -1 // after a wake-up, spin again before parking
+	}
+}
+
+// ErrDone: a Wait ended because its done channel closed; the caller
+// returns its context's error.
+var ErrDone = &doneError{}
+
+type doneError struct{}
+
+func (*doneError) Error() string { return "context done" }
