@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,7 +74,7 @@ func peerWave(domain, service string, nch, nmsg int) error {
 }
 
 // threads is the process's OS thread count.
-func threads(t *testing.T) int {
+func threads(t testing.TB) int {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
@@ -210,4 +211,68 @@ func TestParkedRecvCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not wake a parked Recv")
 	}
+}
+
+// BenchmarkIdleParked measures the CPU an idle domain costs with 10,000
+// receivers parked in Recv (goroutines; the peer ends are held by a second
+// domain handle). It reports CPU time per second of idleness (cpu-ms/s) and
+// the OS thread count. EXIPC_IDLE_SECONDS sets the idle time (default 10),
+// EXIPC_IDLE_CHANS the number of receivers (default 10,000).
+// Run: go test -run '^$' -bench IdleParked -benchtime 1x .
+func BenchmarkIdleParked(b *testing.B) {
+	nch := 10000
+	if v, err := strconv.Atoi(os.Getenv("EXIPC_IDLE_CHANS")); err == nil && v > 0 {
+		nch = v
+	}
+	secs := 10
+	if v, err := strconv.Atoi(os.Getenv("EXIPC_IDLE_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	d, name := openDomain(b, &exipc.Options{MaxChans: uint32(nch) + 8, RingCapacity: 16, Size: 4 << 20})
+	peer, err := exipc.Open(name, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	l, err := d.Listen("idle")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < nch; i++ {
+		if _, err := peer.Connect(ctx, "idle"); err != nil {
+			b.Fatal(err)
+		}
+		c, err := l.Accept(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Recv(ctx)
+		}()
+	}
+	time.Sleep(time.Second) // let every receiver park
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		u0, s0 := cpuTime(b)
+		time.Sleep(time.Duration(secs) * time.Second)
+		u1, s1 := cpuTime(b)
+		cpu := (u1 - u0) + (s1 - s0)
+		b.ReportMetric(float64(cpu.Milliseconds())/float64(secs), "cpu-ms/s")
+		b.ReportMetric(float64(threads(b)), "threads")
+	}
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+}
+
+func cpuTime(tb testing.TB) (user, sys time.Duration) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }

@@ -162,8 +162,18 @@ int exipc_reap(exipc_domain_t *d)
     if (d == NULL)
         return -EINVAL;
     int rc = check_fork(d);
-    if (rc == 0)
-        rc = cqm_lock(d);
+    if (rc != 0)
+        return rc;
+    /* Pollers call this every few tens of ms: look without the lock first,
+     * so an idle domain with nobody dead costs a few reads and F_OFD_GETLKs. */
+    bool any = false;
+    for (uint32_t i = 0; i < d->L.max_procs && !any; i++) {
+        uint32_t st = ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state);
+        any = i != d->slot && (st == PROC_REAPING || (st == PROC_ALIVE && !slot_alive(d, i)));
+    }
+    if (!any)
+        return 0;
+    rc = cqm_lock(d);
     if (rc != 0)
         return rc;
     int n = reap_locked(d);

@@ -14,7 +14,7 @@ import (
 // rings: a peer killed without a word then shows up as a closed end (its
 // channel ends are closed by the reaper, which rings their consumers) within
 // about this time.
-const ReapEvery = 20 * time.Millisecond
+const ReapEvery = 50 * time.Millisecond
 
 // spinFor is how long WaitAdaptive spins before it parks: about two futex
 // wake-up round trips here.
