@@ -5,12 +5,16 @@
 #   make install    PREFIX=/usr/local (default) [DESTDIR=...]
 #   make test       the whole suite (source checks, C, ASan+UBSan, TSan, cross-process
 #                   stream, install + pkg-config host, go vet, go test, go test -race)
-#   make bench      build and run native/test/bench_pingpong
+#   make bench      the benchmark suite (bench/): exipc beside references and peers [BENCH=regexp]
+#   make fuzz       Go fuzz targets (FUZZTIME each) and libFuzzer harnesses (CFUZZTIME s each)
+#   make torture    the long torture runs: corruption scribbler (TORTURE_TIME s), kill torture (TORTURE_KILLS)
+#   make demo       the mail store example: C store (SQLite) + Go POP3 front end on 127.0.0.1:DEMO_PORT
+#   make bench-pop3 POP3 RETR through the example, store over exipc vs over a Unix socket
 #   make clean
 #   make help       every target
 #
 # Parts of the suite: test-check test-c test-asan test-tsan test-stream test-stream-asan
-# test-install test-go test-race. V=1 shows every C test's full output.
+# test-install test-go test-race test-hostile. V=1 shows every C test's full output.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := lib
@@ -64,12 +68,12 @@ PEER_ASAN := $(BUILD)/asan/bin/peer
 
 .PHONY: all lib install uninstall test bench clean help FORCE \
         test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race \
-        check-exports build-tests
+        check-exports build-tests bench-pingpong bench-list
 
 all: lib
 
 help:
-	@sed -n '3,14s/^# \{0,1\}//p' Makefile
+	@sed -n '3,18s/^# \{0,1\}//p' Makefile
 
 # ---- flag stamps: objects rebuild when their flags change -----------------
 # $(call stamp,FILE,CONTENT)
@@ -153,7 +157,8 @@ uninstall:
 # ---- tests --------------------------------------------------------------------
 RUN := native/test/run_tests.sh
 # Steps of `make test`, in order.
-TEST_STEPS := test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race
+TEST_STEPS := test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race \
+              test-hostile
 
 build-tests: $(call BIN_norm,$(UNIT_TESTS) $(XPROC_TESTS)) $(PEER)
 
@@ -240,10 +245,145 @@ test:
 	echo "test: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ]
 
+# ---- hostile peers: corruption torture and fuzzing (README, "Safety") -----------
+# test-hostile, a step of `make test`: native/test/torture_scribble (a process
+# scribbles on every region of a live domain while two victims run the whole
+# API) for TORTURE_TEST_TIME seconds, normal and under ASan+UBSan; then every
+# libFuzzer harness native/fuzz/fuzz_NAME.c, built with gcc and ASan+UBSan
+# around native/fuzz/driver.c, replayed over native/fuzz/corpus/NAME (seeds and
+# past findings) and FUZZ_REPLAY_RUNS random inputs. (The Go fuzz targets,
+# fuzz_test.go, run over their seeds in test-go and test-race.)
+#
+# make fuzz: each Go fuzz target for FUZZTIME, then each libFuzzer harness
+# (clang-14 -fsanitize=fuzzer,address,undefined) for CFUZZTIME seconds, with
+# its corpus in build/fuzz/corpus/NAME and findings in build/fuzz/artifacts.
+# Go findings land in testdata/fuzz/FuzzNAME and C ones belong in
+# native/fuzz/corpus/NAME once fixed: both are replayed by `make test`.
+#
+# make torture: the long torture runs, one after another, TORTURE_TIME seconds
+# each. A new torture program adds itself with `torture: torture-NAME`.
+TORTURE_TEST_TIME ?= 20
+TORTURE_TIME      ?= 600
+FUZZTIME          ?= 60s
+CFUZZTIME         ?= 60
+FUZZ_REPLAY_RUNS  ?= 300
+CLANG_FUZZ        ?= clang-14
+GO_FUZZ_TARGETS   := FuzzHandle FuzzAttach FuzzRing FuzzHeap FuzzTables
+FUZZ_HARNESSES    := $(patsubst native/fuzz/fuzz_%.c,%,$(wildcard native/fuzz/fuzz_*.c))
+FUZZ_REPLAY       := $(patsubst %,$(BUILD)/asan/fuzz/fuzz_%_replay,$(FUZZ_HARNESSES))
+TORTURE_BIN       := $(BUILD)/test/torture_scribble
+TORTURE_BIN_ASAN  := $(BUILD)/asan/bin/torture_scribble
+FUZZ_CFLAGS       := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+                     -fno-sanitize-recover=all
+# Names of the files fuzzing and torture make in /dev/shm: PREFIX-PID-N.
+HOSTILE_SHM       := fz lf torture
+
+.PHONY: test-hostile fuzz fuzz-go fuzz-c fuzz-clang torture torture-scribble clean-hostile-shm
+
+$(BUILD)/asan/fuzz/fuzz_%_replay: native/fuzz/fuzz_%.c native/fuzz/driver.c $(OBJ_asan) $(BUILD)/asan/obj/.flags
+	@mkdir -p $(@D)
+	$(CC) $(FLAGS_asan) -MMD -MP -MF $@.d -o $@ $< native/fuzz/driver.c $(OBJ_asan) $(LDLIBS)
+-include $(wildcard $(BUILD)/asan/fuzz/*.d)
+
+test-hostile: $(TORTURE_BIN) $(TORTURE_BIN_ASAN) $(FUZZ_REPLAY)
+	@EXIPC_TORTURE_SECONDS=$(TORTURE_TEST_TIME) EXIPC_FUZZ_CORPUS=native/fuzz/corpus \
+	    EXIPC_FUZZ_RUNS=$(FUZZ_REPLAY_RUNS) TEST_TIMEOUT=$$(( $(TORTURE_TEST_TIME) + 120 )) \
+	    $(RUN) hostile $(TORTURE_BIN) $(TORTURE_BIN_ASAN) $(FUZZ_REPLAY)
+
+fuzz: fuzz-go fuzz-c
+
+fuzz-go:
+	@fail=0; for t in $(GO_FUZZ_TARGETS); do \
+	    echo "== go fuzz $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || fail=1; \
+	done; $(MAKE) --no-print-directory clean-hostile-shm; exit $$fail
+
+# libFuzzer comes with clang; install it from Debian's packages when root.
+fuzz-clang:
+	@ok() { echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
+	        $(CLANG_FUZZ) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; }; \
+	if ok; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "fuzz: installing clang-14 and libclang-rt-14-dev (libFuzzer)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq clang-14 libclang-rt-14-dev >/dev/null; \
+	fi; \
+	ok || { echo "fuzz: SKIPPED the libFuzzer harnesses: $(CLANG_FUZZ) with -fsanitize=fuzzer is not available (apt-get install clang-14 libclang-rt-14-dev, as root)"; exit 2; }
+
+fuzz-c:
+	@if ! $(MAKE) --no-print-directory fuzz-clang; then exit 0; fi; \
+	mkdir -p $(BUILD)/fuzz/artifacts; fail=0; \
+	for h in $(FUZZ_HARNESSES); do \
+	    echo "== libFuzzer fuzz_$$h ($(CFUZZTIME) s)"; \
+	    $(CLANG_FUZZ) $(FUZZ_CFLAGS) -o $(BUILD)/fuzz/fuzz_$$h native/fuzz/fuzz_$$h.c $(LIB_SRCS) $(LDLIBS) || { fail=1; continue; }; \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$h native/fuzz/corpus/$$h; \
+	    $(BUILD)/fuzz/fuzz_$$h -max_total_time=$(CFUZZTIME) -timeout=30 -print_final_stats=1 \
+	        -artifact_prefix=$(BUILD)/fuzz/artifacts/$$h- $(BUILD)/fuzz/corpus/$$h native/fuzz/corpus/$$h \
+	        > $(BUILD)/fuzz/fuzz_$$h.log 2>&1 || { fail=1; tail -40 $(BUILD)/fuzz/fuzz_$$h.log; }; \
+	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/fuzz_$$h.log; \
+	done; $(MAKE) --no-print-directory clean-hostile-shm; exit $$fail
+
+torture: torture-scribble
+
+torture-scribble: $(TORTURE_BIN)
+	@$(TORTURE_BIN) -t $(TORTURE_TIME); rc=$$?; $(MAKE) --no-print-directory clean-hostile-shm; exit $$rc
+
+# ---- crash cleanup: the kill torture and the detection benchmark (README, "Crash cleanup")
+# `make test` runs native/test/test_kill_torture with 200 kills (in test-c and
+# test-asan); torture-kill runs TORTURE_KILLS of them. bench-detect measures
+# how soon a blocked receiver learns of its peer's SIGKILL (DETECT_SAMPLES).
+TORTURE_KILLS  ?= 10000
+DETECT_SAMPLES ?= 200
+.PHONY: torture-kill bench-detect
+torture: torture-kill
+
+torture-kill: $(call BIN_norm,native/test/test_kill_torture.c)
+	@EXIPC_TORTURE_KILLS=$(TORTURE_KILLS) EXIPC_TORTURE_TIMEOUT=$$(( $(TORTURE_KILLS) / 10 + 300 )) $<
+
+bench-detect: $(BUILD)/test/bench_detect
+	@$< $(DETECT_SAMPLES)
+
+# Files a killed fuzzer or torture left in /dev/shm: only ours (by prefix),
+# only of processes that are gone.
+clean-hostile-shm:
+	@for p in $(HOSTILE_SHM); do for f in /dev/shm/exipc.$$p-*; do \
+	    [ -e "$$f" ] || continue; pid=$${f#/dev/shm/exipc.$$p-}; pid=$${pid%%-*}; \
+	    case $$pid in ''|*[!0-9]*) continue ;; esac; \
+	    kill -0 "$$pid" 2>/dev/null || { echo "removing $$f (pid $$pid is gone)"; rm -f "$$f"; }; \
+	done; done
+
 # ---- bench ------------------------------------------------------------------------
+# `make bench` builds the C peer (bench/c/cbench.c, against the core's objects)
+# and the Go driver (bench/, a module of its own: the library's go.mod gains
+# nothing), then runs every workload, prints the table and writes
+# bench/results/latest.json and the plots. BENCH=regexp runs the workloads
+# whose names match (the references they are compared with run too) and
+# writes to build/bench/results instead. BENCH_FLAGS go to the driver:
+# -reps N, -scale F, -pin-go, -timeout D (`make bench-list` lists the names).
+BENCH       ?=
 BENCH_FLAGS ?=
-bench: $(BUILD)/bench_pingpong
-	@$(BUILD)/bench_pingpong $(BENCH_FLAGS)
+BENCH_DIR   := $(BUILD)/bench
+BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
+
+bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench
+	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
+
+bench-list: $(BENCH_DIR)/exipcbench
+	@$(BENCH_DIR)/exipcbench -list $(if $(BENCH),-filter '$(value BENCH)')
+
+$(BENCH_DIR)/cbench: bench/c/cbench.c $(OBJ_norm) $(BUILD)/obj/.flags
+	@mkdir -p $(@D)
+	$(CC) $(FLAGS_norm) -MMD -MP -MF $@.d -o $@ $< $(OBJ_norm) $(LDLIBS)
+-include $(wildcard $(BENCH_DIR)/*.d)
+
+# go build knows what is stale (the library's C and Go included): always ask it.
+$(BENCH_DIR)/exipcbench: FORCE
+	@mkdir -p $(@D)
+	cd bench && $(GO) build -buildvcs=false -o $(abspath $@) .
+
+# The first C benchmark, round trips only (make test may build it too).
+bench-pingpong: $(BUILD)/bench_pingpong
+	@$(BUILD)/bench_pingpong $(BENCH_PINGPONG_FLAGS)
 
 $(BUILD)/bench_pingpong: $(BUILD)/test/bench_pingpong
 	cp $< $@
@@ -251,6 +391,45 @@ $(BUILD)/bench_pingpong: $(BUILD)/test/bench_pingpong
 # The README's C host, built against the tree (test-install builds it against an install).
 $(BUILD)/host_example: $(BUILD)/test/host_example
 	cp $< $@
+
+# ---- the mail store example (examples/mailstore): make demo, make bench-pop3 ----
+# The store is a C host of the library (libexipc.a, SQLite); pop3d and
+# pop3bench are Go programs of the module. Its tests run in test-go
+# (examples/mailstore/pop3d/e2e_test.go builds the store itself).
+MAIL_DIR    := $(BUILD)/mailstore
+DEMO_PORT   ?= 1110
+DEMO_DOMAIN ?= mailstore-demo
+POP3_BENCH_FLAGS ?=
+
+$(MAIL_DIR)/store: examples/mailstore/store.c $(BUILD)/libexipc.a native/exipc.h
+	@test -e /usr/include/sqlite3.h || { echo "sqlite3.h missing: apt-get install libsqlite3-dev"; exit 1; }
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -O2 -Inative -o $@ $< $(BUILD)/libexipc.a -lsqlite3 $(LDLIBS)
+
+$(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench: FORCE
+	@mkdir -p $(@D)
+	$(GO) build -buildvcs=false -o $@ ./examples/mailstore/$(@F)
+
+.PHONY: demo bench-pop3
+demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d
+	@set -e; db=$(MAIL_DIR)/demo.db; rm -f $$db $$db-wal $$db-shm; \
+	$(MAIL_DIR)/store seed $$db; \
+	$(MAIL_DIR)/store serve $$db $(DEMO_DOMAIN) & st=$$!; \
+	$(MAIL_DIR)/pop3d -addr 127.0.0.1:$(DEMO_PORT) -domain $(DEMO_DOMAIN) & pd=$$!; \
+	trap 'kill $$pd $$st 2>/dev/null; wait $$pd $$st 2>/dev/null; rm -f /dev/shm/exipc.$(DEMO_DOMAIN); echo; echo "demo: stopped"' EXIT; \
+	trap 'exit 0' INT TERM; \
+	sleep 0.5; \
+	echo; \
+	echo "demo: POP3 on 127.0.0.1:$(DEMO_PORT), store on exipc domain $(DEMO_DOMAIN). Try:"; \
+	echo "  curl -s pop3://127.0.0.1:$(DEMO_PORT)/ -u alice:wonderland        # LIST"; \
+	echo "  curl -s pop3://127.0.0.1:$(DEMO_PORT)/1 -u alice:wonderland       # RETR 1"; \
+	echo "  python3 -c 'import poplib; p=poplib.POP3(\"127.0.0.1\", $(DEMO_PORT)); p.user(\"bob\"); p.pass_(\"builder\"); print(p.stat()); print(b\"\\n\".join(p.retr(1)[1]).decode()); p.quit()'"; \
+	echo "  python3 examples/mailstore/pop3check.py 127.0.0.1 $(DEMO_PORT) $$db alice:wonderland bob:builder carol:secret"; \
+	echo "Ctrl-C stops both."; \
+	wait $$pd
+
+bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench
+	@$(MAIL_DIR)/pop3bench -store $(MAIL_DIR)/store -pop3d $(MAIL_DIR)/pop3d $(POP3_BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -3,14 +3,24 @@
  * binding, unbinding and cleanup after dead processes.
  *
  * Invariants:
- *   - Every table change happens under hdr.lock, a process-shared robust
- *     mutex, taken with a timeout and released inside the same C call (a
- *     robust mutex belongs to a thread; Go may move a goroutine between
- *     threads between calls).
+ *   - Every table change happens under the CQM lock, taken with a timeout
+ *     and released inside the same C call: an OFD write lock on byte
+ *     CQM_LOCK_BYTE of the domain's file (exclusive between open file
+ *     descriptions, so between processes and between domain handles; the
+ *     kernel drops it when the holder dies), and, for the threads that share
+ *     one handle's file description, the handle's local cqm_mu. hdr.lock.dirty
+ *     is 1 while a holder is inside a change: whoever takes the lock and finds
+ *     it set runs cqm_repair() (the holder died, or a peer scribbled it; both
+ *     are harmless to repair). hdr.lock.wake is a futex bumped after every
+ *     unlock, so waiters sleep instead of polling; it is only a hint.
+ *     No pthread mutex lives in shared memory: glibc trusts its contents
+ *     (kind, owner, robust-list pointers), so a scribbled one could make its
+ *     holder abort or write through a peer-chosen pointer.
  *   - A change fills every field, then writes `state` last (release). So a
  *     holder killed mid-change leaves the old entry or a complete new one.
- *     The one multi-step change is closing a channel end (closed flag, drain,
- *     free when both ends are closed); cqm_repair() finishes it.
+ *     The multi-step changes are closing a channel end (closed flag, drain,
+ *     free when both ends are closed and no reaper holds it) and a reaper's
+ *     commit; cqm_repair() finishes both (the commit through its record).
  *   - A process slot is ALIVE only while its owner holds the slot's liveness
  *     lock (an OFD lock on byte LIVENESS_BASE + slot of the domain file): the
  *     lock is taken before state := ALIVE and dropped after state := FREE.
@@ -18,6 +28,63 @@
  *     record it, so a reused slot never matches an old end.
  *   - Process-local objects (listeners, channels) carry the entry's gen and
  *     are checked against it before every use.
+ *   - A channel is freed only when both ends are closed and neither is held.
+ *
+ * The reaper: a state machine on the dead process's slot.
+ *
+ *     ALIVE --(liveness lock gone: claim, locked)--------------> REAPING{me}
+ *     REAPING{r} --(r dead or gave up: take over, locked)------> REAPING{me}
+ *     REAPING{me} --(commit, locked)---------------------------> FREE
+ *
+ *   One reap of slot P (gen G) by reaper R, in three steps:
+ *   1. claim (locked): state := REAPING with {reaper, reaper_gen} = R's slot
+ *      and gen. Stop P's services. For every channel end P holds: set held,
+ *      close it (its peer is woken; it drains what P sent, then gets
+ *      -EPIPE), free what is queued towards P, and copy the handles in
+ *      slots [head, tail) of the ring P produced on (the snapshot).
+ *   2. sweep (unlocked, one pass over the heap): free every block owned by
+ *      P; every block in flight on a ring P produced on that is not in that
+ *      ring's snapshot (a straggler: P was killed in send after moving it to
+ *      in flight, before publishing tail, so it is in no ring); and every
+ *      block in flight on a FREE channel (a straggler that escaped).
+ *   3. commit (locked): clear P's holds, draining again what a live
+ *      producer queued towards P since step 1; a channel closed at both
+ *      ends is freed now. Then write the commit record {P, G, count},
+ *      reaped_procs := count, P := FREE, clear the record.
+ *   Outcomes for a slot: CLEANED (this call did it), ALREADY (someone else
+ *   did, or it was not dead), BUSY (a live reaper holds the claim), ALIVE.
+ *   exipc_reap returns how many it CLEANED, after waiting (bounded by
+ *   CQM_LOCK_TIMEOUT_NS) for BUSY ones, so when it returns every process
+ *   found dead has been cleaned. The implicit reaps (a receive or poll that
+ *   finds its peer dead, open, connect and listen finding a dead listener)
+ *   do not wait: the closed ends they need are set in step 1.
+ *
+ *   Why the sweep is exact while everyone else runs:
+ *   - only P can move a block to "owned by P" or "in flight on a ring P
+ *     produces on", and P's slot is not reused before the commit;
+ *   - held keeps the channel from being freed and re-bound, so the snapshot
+ *     stays true: tail cannot grow (its producer is dead) and the live
+ *     consumer only takes blocks out of flight, so a block in flight on
+ *     that ring but not in the snapshot is in no ring;
+ *   - a block read as "in flight on channel C" was sent after C was bound,
+ *     and is freed only if C is FREE afterwards (acquire on the owner word,
+ *     then on C's state); chan_free drained C's rings first, so a block that
+ *     was in a ring has moved on and the CAS below fails;
+ *   - every free is a CAS from the word that was read.
+ *   A reaper that dies holding the lock (steps 1 and 3) leaves a claim that
+ *   the next reaper takes over (every step is idempotent), and, if it died
+ *   inside a commit, a record that cqm_repair() finishes. One that dies in
+ *   step 2 is simply taken over. A reaper without a slot (registration into
+ *   a full table) claims with reaper NO_PROC and holds the lock throughout,
+ *   so nobody sees that claim while it lives.
+ *
+ *   Not recovered (bounded; counted free, so stat stays exact): a process
+ *   killed between popping a block off a free list and owning it (alloc),
+ *   between freeing a block and pushing it (free), or inside carve() after
+ *   claiming a slab, leaves those free blocks off every free list: one
+ *   block per such kill, or one slab run for a kill inside carve. Telling a
+ *   dead carver from a live one would need a record per slab, and these
+ *   windows are a few instructions long (carve: one slab's init).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,30 +95,59 @@
 
 #include "exipc_internal.h"
 
-#define NO_PROC 0xffffffffu
+void (*exipc__kill_point)(const char *point);
 
 static void cqm_repair(exipc_domain_t *d);
 
+static int ofd_cqm(exipc_domain_t *d, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = CQM_LOCK_BYTE, .l_len = 1};
+    return fcntl(d->fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+#define CQM_LOCK_SLICE_NS 5000000ll /* a waiter re-tries at least this often (a dead holder rings no one) */
+
 int cqm_lock(exipc_domain_t *d)
 {
+    int64_t deadline = now_ns() + CQM_LOCK_TIMEOUT_NS;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += CQM_LOCK_TIMEOUT_NS / 1000000000ll;
-    int rc = pthread_mutex_timedlock(&D_HDR(d)->lock, &ts);
-    if (rc == 0)
-        return 0;
-    if (rc == EOWNERDEAD) {
-        /* The previous holder died inside a change: finish or undo it. */
-        cqm_repair(d);
-        pthread_mutex_consistent(&D_HDR(d)->lock);
-        return 0;
+    int rc = pthread_mutex_timedlock(&d->cqm_mu, &ts); /* process-local memory: trusted */
+    if (rc != 0)
+        return rc == ETIMEDOUT ? -ETIMEDOUT : -EPROTO;
+    struct seg_hdr *h = D_HDR(d);
+    for (;;) {
+        uint32_t seen = ATOM_LOAD_RELAXED(&h->lock.wake);
+        rc = ofd_cqm(d, F_WRLCK);
+        if (rc == 0)
+            break;
+        int64_t now = now_ns();
+        if ((rc != -EAGAIN && rc != -EACCES && rc != -EINTR) || now >= deadline) {
+            pthread_mutex_unlock(&d->cqm_mu);
+            return rc == -EAGAIN || rc == -EACCES || rc == -EINTR ? -ETIMEDOUT : -EPROTO;
+        }
+        int64_t left = deadline - now;
+        futex_wait(&h->lock.wake, seen, left < CQM_LOCK_SLICE_NS ? left : CQM_LOCK_SLICE_NS);
     }
-    return rc == ETIMEDOUT ? -ETIMEDOUT : -EPROTO;
+    /* Q1 -> Q1: tables before the lock passes. The previous holder left
+     * dirty set if it died inside a change: finish or undo it. */
+    if (ATOM_XCHG_SEQCST(&h->lock.dirty, 1u) != 0) {
+        ATOM_STORE_RELAXED(&h->lock_repairs, ATOM_LOAD_RELAXED(&h->lock_repairs) + 1);
+        cqm_repair(d);
+    }
+    KILL_POINT("lock");
+    return 0;
 }
 
 void cqm_unlock(exipc_domain_t *d)
 {
-    pthread_mutex_unlock(&D_HDR(d)->lock);
+    struct seg_hdr *h = D_HDR(d);
+    ATOM_STORE_SEQCST(&h->lock.dirty, 0u); /* Q1 -> Q1: tables before the lock passes */
+    ofd_cqm(d, F_UNLCK);
+    ATOM_FETCH_ADD(&h->lock.wake, 1u);
+    futex_wake(&h->lock.wake, 0x7fffffff);
+    pthread_mutex_unlock(&d->cqm_mu);
 }
 
 /* Is slot `slot`, registered with generation `gen`, a live process? */
@@ -72,28 +168,65 @@ static void chan_free(exipc_domain_t *d, uint32_t i)
     ATOM_STORE_RELEASE(&D_CHAN(d, i)->state, (uint32_t)CHAN_FREE);
 }
 
-/* Closes side s of channel i: the peer is told (C1), and blocks in flight
- * towards s are freed. A channel closed at both ends is freed; one whose
- * client closed before it was accepted stays in the backlog, so the server
- * still receives what was sent, then -EPIPE. Idempotent, so the repair pass
- * may run it again. */
-static void end_close(exipc_domain_t *d, uint32_t i, uint32_t s)
+/* Frees channel i if both ends are closed and no reaper holds it. */
+static void chan_free_if_done(exipc_domain_t *d, uint32_t i)
 {
     struct chan *ch = D_CHAN(d, i);
-    ATOM_STORE_SEQCST(&ch->end[s].closed, 1u); /* C1 -> A1: closed after last publication */
-    ring_wake(d, i, s);                        /* the peer consumes ring s */
-    ring_drain_free(d, i, 1 - s);
-    if (ATOM_LOAD_RELAXED(&ch->end[1 - s].closed) != 0)
+    if (ATOM_LOAD_RELAXED(&ch->end[0].closed) && ATOM_LOAD_RELAXED(&ch->end[1].closed) &&
+        !ATOM_LOAD_RELAXED(&ch->end[0].held) && !ATOM_LOAD_RELAXED(&ch->end[1].held))
         chan_free(d, i);
 }
 
+/* Closes side s of channel i: the peer is told (C1), and blocks in flight
+ * towards s are freed. A channel closed at both ends is freed (unless a
+ * reaper holds it); one whose client closed before it was accepted stays in
+ * the backlog, so the server still receives what was sent, then -EPIPE.
+ * Idempotent, so the repair pass may run it again. */
+static void end_close(exipc_domain_t *d, uint32_t i, uint32_t s)
+{
+    ATOM_STORE_SEQCST(&D_CHAN(d, i)->end[s].closed, 1u); /* C1 -> A1: closed after last publication */
+    KILL_POINT("end_close");
+    ring_wake(d, i, s);                                  /* the peer consumes ring s */
+    ring_drain_free(d, i, 1 - s);
+    chan_free_if_done(d, i);
+}
+
+/* Releases slot i: no claim, FREE. */
+static void slot_free(exipc_domain_t *d, uint32_t i)
+{
+    struct proc_slot *p = D_PROC(d, i);
+    ATOM_STORE_RELAXED(&p->reaper, NO_PROC);
+    ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_FREE);
+}
+
+/* Runs after a holder of the lock died inside a change. Every change is
+ * either one final store (state) or idempotent, so finishing means: finish
+ * a reaper's commit that had begun; redo the drain of a closing end (a
+ * closed end consumes nothing, so its incoming ring may always be drained);
+ * free channels closed at both ends and not held. Claims of a dead reaper
+ * are left to the next reaper, which takes them over. */
 static void cqm_repair(exipc_domain_t *d)
 {
+    struct seg_hdr *h = D_HDR(d);
+    uint32_t cs = ATOM_LOAD_RELAXED(&h->commit_slot1);
+    if (cs != 0) {
+        if (cs - 1 < d->L.max_procs) {
+            struct proc_slot *p = D_PROC(d, cs - 1);
+            if (ATOM_LOAD_RELAXED(&p->state) == PROC_REAPING && ATOM_LOAD_RELAXED(&p->gen) == ATOM_LOAD_RELAXED(&h->commit_gen)) {
+                ATOM_STORE_RELAXED(&h->reaped_procs, ATOM_LOAD_RELAXED(&h->commit_count));
+                slot_free(d, cs - 1);
+            }
+        }
+        ATOM_STORE_RELAXED(&h->commit_slot1, 0u);
+    }
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
         struct chan *ch = D_CHAN(d, i);
-        uint32_t st = ATOM_LOAD_RELAXED(&ch->state);
-        if (st != CHAN_FREE && ATOM_LOAD_RELAXED(&ch->end[0].closed) && ATOM_LOAD_RELAXED(&ch->end[1].closed))
-            chan_free(d, i);
+        if (ATOM_LOAD_RELAXED(&ch->state) == CHAN_FREE)
+            continue;
+        for (uint32_t s = 0; s < 2; s++)
+            if (ATOM_LOAD_RELAXED(&ch->end[s].closed))
+                ring_drain_free(d, i, 1 - s);
+        chan_free_if_done(d, i);
     }
 }
 
@@ -113,20 +246,24 @@ static void service_stop(exipc_domain_t *d, uint32_t i)
     futex_wake(&sv->accept_futex, 0x7fffffff);
 }
 
-/* Releases everything process slot `slot` holds: services, channel ends,
- * blocks, then the slot. `dead`: a reaper cleaning for a dead process. */
-void cqm_release_slot(exipc_domain_t *d, uint32_t slot, bool dead)
+/* Stops every service of slot `slot` registered as `gen`. Locked. */
+static void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen)
 {
-    struct proc_slot *p = D_PROC(d, slot);
-    uint32_t gen = ATOM_LOAD_RELAXED(&p->gen);
-    if (dead)
-        ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_REAPING);
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
         struct service *sv = D_SVC(d, i);
         if (ATOM_LOAD_RELAXED(&sv->state) == SVC_LISTENING && ATOM_LOAD_RELAXED(&sv->owner) == slot &&
             ATOM_LOAD_RELAXED(&sv->owner_gen) == gen)
             service_stop(d, i);
     }
+}
+
+/* A live process leaves (exipc_close): its services, channel ends and
+ * blocks, then its slot. It sends nothing any more, so nothing of its own
+ * is in flight outside a ring. Locked. */
+void cqm_release_slot(exipc_domain_t *d, uint32_t slot)
+{
+    uint32_t gen = ATOM_LOAD_RELAXED(&D_PROC(d, slot)->gen);
+    services_stop(d, slot, gen);
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
         struct chan *ch = D_CHAN(d, i);
         for (uint32_t s = 0; s < 2; s++) {
@@ -136,25 +273,283 @@ void cqm_release_slot(exipc_domain_t *d, uint32_t slot, bool dead)
         }
     }
     heap_release_owner(d, OWN_PROC, slot);
-    if (dead)
-        ATOM_FETCH_ADD(&D_HDR(d)->reaped_procs, 1u);
-    ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_FREE);
+    slot_free(d, slot);
 }
 
-/* Reaps every dead slot. Called with the lock held. */
-static int reap_locked(exipc_domain_t *d)
+/* ---- the reaper ------------------------------------------------------------ */
+
+struct flight {
+    uint32_t owner;
+    exipc_handle_t h;
+};
+
+/* One reap of one slot, in this process's memory. */
+struct reap_job {
+    exipc_domain_t *d;
+    bool locked;              /* the lock is held throughout (no slot to claim with) */
+    uint32_t me, me_gen;      /* the claim: our slot, or NO_PROC when locked */
+    uint32_t slot, gen;       /* the dead process */
+    uint8_t *tx;              /* bit per ring (chan*2 + side): P produced on it */
+    uint32_t *rings;          /* those rings, in order */
+    size_t nrings;
+    struct flight *snap;      /* sorted: blocks in slots [head, tail) of those rings */
+    size_t nsnap, capsnap;
+    uint64_t stragglers;      /* step 2 found in flight but in no ring */
+};
+
+static int flight_cmp(const void *a, const void *b)
 {
-    int n = 0;
-    for (uint32_t i = 0; i < d->L.max_procs; i++) {
-        if (i == d->slot)
+    const struct flight *x = a, *y = b;
+    if (x->owner != y->owner)
+        return x->owner < y->owner ? -1 : 1;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+/* Copies the handles in slots [head, tail) of ring r of channel i. */
+static int snapshot_ring(struct reap_job *j, uint32_t i, uint32_t r)
+{
+    exipc_domain_t *d = j->d;
+    struct ring *rg = D_RING(d, i, r);
+    uint64_t head = ATOM_LOAD_ACQUIRE(&rg->head); /* R2 -> A2: slot consumed before head */
+    uint64_t tail = ATOM_LOAD_ACQUIRE(&rg->tail); /* R1 -> A1: slot before tail */
+    uint64_t cap = d->L.ring_capacity;
+    if (tail - head > cap) /* scribbled: the last capacity slots are all a ring can hold */
+        head = tail - cap;
+    if (j->nsnap + (tail - head) > j->capsnap) {
+        size_t want = j->capsnap * 2 + (size_t)(tail - head) + 64;
+        struct flight *f = realloc(j->snap, want * sizeof *f);
+        if (f == NULL)
+            return -ENOMEM;
+        j->snap = f;
+        j->capsnap = want;
+    }
+    uint32_t owner = OWNER(OWN_FLIGHT, i * 2 + r);
+    for (uint64_t k = head; k != tail; k++)
+        j->snap[j->nsnap++] = (struct flight){owner, ATOM_LOAD_RELAXED(&rg->slots[k & (cap - 1)])};
+    return 0;
+}
+
+/* Step 2's verdict on one block that is not free. */
+static bool doomed(void *arg, uint32_t owner, exipc_handle_t h)
+{
+    struct reap_job *j = arg;
+    exipc_domain_t *d = j->d;
+    if (owner == OWNER(OWN_PROC, j->slot))
+        return true;
+    if (OWN_KIND(owner) != OWN_FLIGHT)
+        return false;
+    uint32_t id = OWN_ID(owner);
+    bool lost;
+    if (id / 2 >= d->L.max_chans) {
+        lost = true; /* in flight on no channel at all: scribbled, and in no ring */
+    } else if (j->tx[id / 8] & (1u << (id % 8))) {
+        struct flight key = {owner, h};
+        lost = j->nsnap == 0 || bsearch(&key, j->snap, j->nsnap, sizeof key, flight_cmp) == NULL;
+    } else {
+        lost = ATOM_LOAD_ACQUIRE(&D_CHAN(d, id / 2)->state) == CHAN_FREE;
+    }
+    j->stragglers += lost;
+    return lost;
+}
+
+static void job_free(struct reap_job *j)
+{
+    free(j->tx);
+    free(j->rings);
+    free(j->snap);
+}
+
+/* Step 1, locked. REAP_CLEANED means "claimed, go on". */
+static int reap_claim(struct reap_job *j, uint32_t slot, struct reap_tally *t)
+{
+    exipc_domain_t *d = j->d;
+    struct proc_slot *p = D_PROC(d, slot);
+    uint32_t st = ATOM_LOAD_ACQUIRE(&p->state);
+    if (st == PROC_ALIVE) {
+        if (slot == d->slot || slot_alive(d, slot))
+            return REAP_ALIVE;
+    } else if (st == PROC_REAPING) {
+        uint32_t r = ATOM_LOAD_RELAXED(&p->reaper), rg = ATOM_LOAD_RELAXED(&p->reaper_gen);
+        if (r != NO_PROC && proc_alive(d, r, rg))
+            return REAP_BUSY; /* another process, or another thread of ours */
+        struct seg_hdr *h = D_HDR(d);
+        ATOM_STORE_RELAXED(&h->reap_takeovers, ATOM_LOAD_RELAXED(&h->reap_takeovers) + 1);
+        if (t != NULL)
+            t->takeovers++;
+    } else {
+        return REAP_ALREADY; /* FREE (or scribbled: nothing we can claim) */
+    }
+    ATOM_STORE_RELAXED(&p->reaper, j->me);
+    ATOM_STORE_RELAXED(&p->reaper_gen, j->me_gen);
+    ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_REAPING);
+    KILL_POINT("reap.claimed");
+
+    uint32_t gen = ATOM_LOAD_RELAXED(&p->gen);
+    j->slot = slot;
+    j->gen = gen;
+    j->tx = calloc(((size_t)d->L.max_chans * 2 + 7) / 8, 1);
+    j->rings = malloc((size_t)d->L.max_chans * 2 * sizeof *j->rings);
+    if (j->tx == NULL || j->rings == NULL)
+        goto nomem;
+    services_stop(d, slot, gen);
+    for (uint32_t i = 0; i < d->L.max_chans; i++) {
+        struct chan *ch = D_CHAN(d, i);
+        if (ATOM_LOAD_RELAXED(&ch->state) == CHAN_FREE)
             continue;
-        uint32_t st = ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state);
-        if ((st == PROC_ALIVE || st == PROC_REAPING) && !slot_alive(d, i)) {
-            cqm_release_slot(d, i, true);
-            n++;
+        for (uint32_t s = 0; s < 2; s++) {
+            if (ATOM_LOAD_RELAXED(&ch->end[s].proc) != slot || ATOM_LOAD_RELAXED(&ch->end[s].proc_gen) != gen)
+                continue;
+            ATOM_STORE_RELAXED(&ch->end[s].held, 1u);
+            if (!ATOM_LOAD_RELAXED(&ch->end[s].closed))
+                end_close(d, i, s);
+            else
+                ring_drain_free(d, i, 1 - s); /* a close that a dead holder began */
+            if (snapshot_ring(j, i, s) != 0)
+                goto nomem;
+            uint32_t id = i * 2 + s;
+            j->tx[id / 8] |= (uint8_t)(1u << (id % 8));
+            j->rings[j->nrings++] = id;
         }
     }
-    return n;
+    if (j->nsnap > 1)
+        qsort(j->snap, j->nsnap, sizeof *j->snap, flight_cmp);
+    KILL_POINT("reap.closed");
+    return REAP_CLEANED;
+nomem:
+    /* Give the claim up: anyone may take it over (every step is idempotent). */
+    ATOM_STORE_RELAXED(&p->reaper, NO_PROC);
+    return -ENOMEM;
+}
+
+/* Step 3, locked. */
+static int reap_commit(struct reap_job *j)
+{
+    exipc_domain_t *d = j->d;
+    struct seg_hdr *h = D_HDR(d);
+    struct proc_slot *p = D_PROC(d, j->slot);
+    if (ATOM_LOAD_RELAXED(&p->state) != PROC_REAPING || ATOM_LOAD_RELAXED(&p->gen) != j->gen ||
+        ATOM_LOAD_RELAXED(&p->reaper) != j->me || ATOM_LOAD_RELAXED(&p->reaper_gen) != j->me_gen)
+        return REAP_ALREADY; /* not our claim any more (scribbled?): leave it */
+    KILL_POINT("reap.release");
+    for (size_t k = 0; k < j->nrings; k++) {
+        uint32_t i = j->rings[k] / 2, s = j->rings[k] % 2;
+        struct chan *ch = D_CHAN(d, i);
+        if (ATOM_LOAD_RELAXED(&ch->state) == CHAN_FREE || ATOM_LOAD_RELAXED(&ch->end[s].proc) != j->slot ||
+            ATOM_LOAD_RELAXED(&ch->end[s].proc_gen) != j->gen)
+            continue;
+        ATOM_STORE_RELAXED(&ch->end[s].held, 0u);
+        ring_drain_free(d, i, 1 - s); /* sent towards P by a producer that had not seen closed */
+        chan_free_if_done(d, i);
+    }
+    uint64_t count = ATOM_LOAD_RELAXED(&h->reaped_procs) + 1;
+    ATOM_STORE_RELAXED(&h->commit_gen, j->gen);
+    ATOM_STORE_RELAXED(&h->commit_count, count);
+    ATOM_STORE_RELAXED(&h->commit_slot1, j->slot + 1);
+    ATOM_STORE_RELAXED(&h->reaped_procs, count);
+    KILL_POINT("reap.commit");
+    slot_free(d, j->slot);
+    ATOM_STORE_RELAXED(&h->commit_slot1, 0u);
+    return REAP_CLEANED;
+}
+
+/* One reap of `slot`; `locked`: the caller holds the lock and has no slot. */
+static int reap_one(exipc_domain_t *d, uint32_t slot, bool locked, struct reap_tally *t)
+{
+    struct reap_job j = {.d = d, .locked = locked};
+    j.me = locked ? NO_PROC : d->slot;
+    j.me_gen = locked ? 0 : d->slot_gen;
+    int rc = locked ? 0 : cqm_lock(d);
+    if (rc != 0)
+        return rc;
+    rc = reap_claim(&j, slot, t);
+    if (rc == REAP_CLEANED) {
+        if (!locked)
+            cqm_unlock(d);
+        KILL_POINT("reap.sweep");
+        heap_reclaim(d, doomed, &j);
+        if (j.stragglers != 0)
+            ATOM_FETCH_ADD(&D_HDR(d)->reap_stragglers, j.stragglers);
+        int lrc = locked ? 0 : cqm_lock(d);
+        if (lrc != 0) {
+            /* Give the claim up (a single store; the lock is not ours, but
+             * nobody else writes a live reaper's claim). */
+            ATOM_STORE_RELAXED(&D_PROC(d, slot)->reaper, NO_PROC);
+            job_free(&j);
+            return lrc;
+        }
+        rc = reap_commit(&j);
+    }
+    if (!locked)
+        cqm_unlock(d);
+    job_free(&j);
+    return rc;
+}
+
+int cqm_reap_slot(exipc_domain_t *d, uint32_t slot, struct reap_tally *t)
+{
+    if (slot >= d->L.max_procs)
+        return -EINVAL;
+    return reap_one(d, slot, false, t);
+}
+
+/* Is slot i worth a locked look: dead but ALIVE, or claimed? */
+static bool reap_candidate(exipc_domain_t *d, uint32_t i)
+{
+    uint32_t st = ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state);
+    return st == PROC_REAPING || (st == PROC_ALIVE && i != d->slot && !slot_alive(d, i));
+}
+
+int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t)
+{
+    struct reap_tally local = {0};
+    if (t == NULL)
+        t = &local;
+    uint8_t busy[MAX_PROCS] = {0};
+    int n = 0, err = 0;
+    int64_t deadline = 0;
+    for (;;) {
+        bool any_busy = false;
+        for (uint32_t i = 0; i < d->L.max_procs; i++) {
+            if (!reap_candidate(d, i)) {
+                if (busy[i]) { /* the other reaper finished */
+                    busy[i] = 0;
+                    t->already++;
+                }
+                continue;
+            }
+            int o = reap_one(d, i, false, t);
+            if (o == REAP_BUSY) {
+                any_busy = true;
+                if (!busy[i])
+                    t->busy++;
+                busy[i] = 1;
+                continue;
+            }
+            if (busy[i] && o != REAP_CLEANED)
+                o = REAP_ALREADY;
+            busy[i] = 0;
+            if (o == REAP_CLEANED) {
+                t->cleaned++;
+                n++;
+            } else if (o == REAP_ALREADY) {
+                t->already++;
+            } else if (o == REAP_ALIVE) {
+                t->alive++;
+            } else if (o < 0) {
+                err = o;
+            }
+        }
+        if (!any_busy || !wait_busy)
+            break;
+        int64_t now = now_ns();
+        if (deadline == 0)
+            deadline = now + CQM_LOCK_TIMEOUT_NS;
+        else if (now >= deadline)
+            break;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return n > 0 || err == 0 ? n : err;
 }
 
 int exipc_reap(exipc_domain_t *d)
@@ -164,21 +559,33 @@ int exipc_reap(exipc_domain_t *d)
     int rc = check_fork(d);
     if (rc != 0)
         return rc;
-    /* Pollers call this every few tens of ms: look without the lock first,
-     * so an idle domain with nobody dead costs a few reads and F_OFD_GETLKs. */
-    bool any = false;
-    for (uint32_t i = 0; i < d->L.max_procs && !any; i++) {
-        uint32_t st = ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state);
-        any = i != d->slot && (st == PROC_REAPING || (st == PROC_ALIVE && !slot_alive(d, i)));
-    }
-    if (!any)
+    return cqm_reap_all(d, true, NULL);
+}
+
+/* Takes a FREE slot for this process. Locked. -EMFILE if there is none. */
+static int take_slot(exipc_domain_t *d)
+{
+    for (uint32_t i = 0; i < d->L.max_procs; i++) {
+        struct proc_slot *p = D_PROC(d, i);
+        if (ATOM_LOAD_ACQUIRE(&p->state) != PROC_FREE)
+            continue;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LIVENESS_BASE + i, .l_len = 1};
+        if (fcntl(d->fd, F_OFD_SETLK, &fl) != 0)
+            continue; /* its last owner has not closed its file yet */
+        KILL_POINT("register");
+        uint32_t gen = ATOM_LOAD_RELAXED(&p->gen) + 1;
+        if (gen == 0)
+            gen = 1;
+        ATOM_STORE_RELAXED(&p->gen, gen);
+        ATOM_STORE_RELAXED(&p->pid, (int32_t)getpid());
+        ATOM_STORE_RELAXED(&p->doorbell, 0u);
+        ATOM_STORE_RELAXED(&p->reaper, NO_PROC);
+        ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_ALIVE);
+        d->slot = i;
+        d->slot_gen = gen;
         return 0;
-    rc = cqm_lock(d);
-    if (rc != 0)
-        return rc;
-    int n = reap_locked(d);
-    cqm_unlock(d);
-    return n;
+    }
+    return -EMFILE;
 }
 
 int cqm_register(exipc_domain_t *d)
@@ -187,28 +594,18 @@ int cqm_register(exipc_domain_t *d)
     int rc = cqm_lock(d);
     if (rc != 0)
         return rc;
-    reap_locked(d); /* a segment left by crashed processes is cleaned on attach */
-    rc = -EMFILE;
-    for (uint32_t i = 0; i < d->L.max_procs; i++) {
-        struct proc_slot *p = D_PROC(d, i);
-        if (ATOM_LOAD_ACQUIRE(&p->state) != PROC_FREE)
-            continue;
-        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = LIVENESS_BASE + i, .l_len = 1};
-        if (fcntl(d->fd, F_OFD_SETLK, &fl) != 0)
-            continue; /* its last owner has not closed its file yet */
-        uint32_t gen = ATOM_LOAD_RELAXED(&p->gen) + 1;
-        if (gen == 0)
-            gen = 1;
-        ATOM_STORE_RELAXED(&p->gen, gen);
-        ATOM_STORE_RELAXED(&p->pid, (int32_t)getpid());
-        ATOM_STORE_RELAXED(&p->doorbell, 0u);
-        ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_ALIVE);
-        d->slot = i;
-        d->slot_gen = gen;
-        rc = 0;
-        break;
+    rc = take_slot(d);
+    if (rc == -EMFILE) {
+        /* Every slot is taken: reap the dead now, with the lock held, as we
+         * have no slot to claim with. */
+        for (uint32_t i = 0; i < d->L.max_procs; i++)
+            if (reap_candidate(d, i))
+                reap_one(d, i, true, NULL);
+        rc = take_slot(d);
     }
     cqm_unlock(d);
+    if (rc == 0)
+        cqm_reap_all(d, false, NULL); /* a segment left by crashed processes is cleaned on attach */
     return rc;
 }
 
@@ -281,20 +678,19 @@ static bool name_is(struct service *sv, const char *name, size_t n)
     return memcmp(sv->name, name, n + 1) == 0;
 }
 
-/* Finds the listening service NAME; reaps its owner if it died. Locked. */
-static int find_service(exipc_domain_t *d, const char *name, size_t n)
+/* Finds the listening service NAME. One whose owner is dead is stopped
+ * here, and *dead set: the caller reaps the owner once it has unlocked.
+ * Locked. */
+static int find_service(exipc_domain_t *d, const char *name, size_t n, bool *dead)
 {
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
         struct service *sv = D_SVC(d, i);
         if (ATOM_LOAD_ACQUIRE(&sv->state) != SVC_LISTENING || !name_is(sv, name, n))
             continue;
-        uint32_t owner = ATOM_LOAD_RELAXED(&sv->owner);
-        if (proc_alive(d, owner, ATOM_LOAD_RELAXED(&sv->owner_gen)))
+        if (proc_alive(d, ATOM_LOAD_RELAXED(&sv->owner), ATOM_LOAD_RELAXED(&sv->owner_gen)))
             return (int)i;
-        if (owner < d->L.max_procs && owner != d->slot && !slot_alive(d, owner))
-            cqm_release_slot(d, owner, true);
-        else
-            service_stop(d, i);
+        service_stop(d, i);
+        *dead = true;
     }
     return -1;
 }
@@ -316,7 +712,8 @@ int exipc_listen(exipc_domain_t *d, const char *service, exipc_listener_t **out)
         free(l);
         return rc;
     }
-    if (find_service(d, service, n) >= 0) {
+    bool dead = false;
+    if (find_service(d, service, n, &dead) >= 0) {
         rc = -EEXIST;
     } else {
         rc = -EMFILE;
@@ -343,6 +740,8 @@ int exipc_listen(exipc_domain_t *d, const char *service, exipc_listener_t **out)
         futex_wake(&D_HDR(d)->services_epoch, 0x7fffffff);
     }
     cqm_unlock(d);
+    if (dead)
+        cqm_reap_all(d, false, NULL);
     if (rc != 0) {
         free(l);
         return rc;
@@ -469,7 +868,8 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
         rc = cqm_lock(d);
         if (rc != 0)
             break;
-        int si = find_service(d, service, n);
+        bool dead = false;
+        int si = find_service(d, service, n, &dead);
         if (si >= 0) {
             rc = -EMFILE;
             for (uint32_t i = 0; i < d->L.max_chans; i++) {
@@ -489,6 +889,9 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
                 ATOM_STORE_RELAXED(&ch->end[1].proc, NO_PROC);
                 ATOM_STORE_RELAXED(&ch->end[1].proc_gen, 0u);
                 ATOM_STORE_RELAXED(&ch->end[1].closed, 0u);
+                ATOM_STORE_RELAXED(&ch->end[0].held, 0u);
+                ATOM_STORE_RELAXED(&ch->end[1].held, 0u);
+                KILL_POINT("connect");
                 ATOM_STORE_RELEASE(&ch->state, (uint32_t)CHAN_PENDING);
                 chan_init(d, c, i, gen, SIDE_CLIENT);
                 ATOM_FETCH_ADD(&sv->accept_futex, 1u);
@@ -498,6 +901,8 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
                 break;
             }
             cqm_unlock(d);
+            if (dead)
+                cqm_reap_all(d, false, NULL);
             if (rc == 0) {
                 *out = c;
                 return 0;
@@ -505,6 +910,8 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
             break;
         }
         cqm_unlock(d);
+        if (dead)
+            cqm_reap_all(d, false, NULL);
         int64_t now = now_ns();
         if (timeout_ns == 0 || now >= deadline) {
             rc = -ENOENT;

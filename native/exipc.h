@@ -227,8 +227,13 @@ EXIPC_API int exipc_wake(exipc_domain_t *d);
 /* ---- housekeeping ----------------------------------------------------- */
 
 /* exipc_reap cleans up after every dead process of the domain: its blocks,
- * channels, services and slot. Returns how many this call cleaned (0 if
- * there were none or another process cleaned them). Thread-safe. */
+ * channels, services and slot. Exactly one reaper cleans each dead process;
+ * one that another process (or thread) is cleaning already is waited for,
+ * up to 2 s, so that on return every process found dead has been cleaned.
+ * Returns how many this call cleaned (0 if there were none or others
+ * cleaned them). Errors (only when it cleaned none): -ETIMEDOUT (queue
+ * manager lock), -ENOMEM, -EBADF. Thread-safe. Receives, polls and opens
+ * reap by themselves; calling this is never required. */
 EXIPC_API int exipc_reap(exipc_domain_t *d);
 
 /* exipc_stat fills *st with domain-wide counters. Returns 0. Thread-safe. */
@@ -237,6 +242,178 @@ EXIPC_API int exipc_stat(exipc_domain_t *d, struct exipc_stat *st);
 /* exipc_strerror describes an exipc return value (negative errno). Never
  * returns NULL. Thread-safe. */
 EXIPC_API const char *exipc_strerror(int err);
+
+/* ---- stubs: request/response over a channel ------------------------------ */
+
+/* A stub is a protocol's request/response layer on a channel (the seed's
+ * expop). Every message is ONE heap block: a 32-byte little-endian header,
+ * then the body in the same block, so the body is never copied through a
+ * socket or a second buffer.
+ *
+ *   offset size field
+ *   0      4    magic     EXIPC_STUB_MAGIC (bytes "xstb")
+ *   4      2    version   EXIPC_STUB_VERSION
+ *   6      1    kind      EXIPC_STUB_REQUEST / _RESPONSE / _ERROR
+ *   7      1    flags     0
+ *   8      8    id        correlation id, chosen by the client, echoed back
+ *   16     4    op        method, echoed back
+ *   20     4    status    0 in requests and responses; an error's code (int32)
+ *   24     4    body_len  bytes of body after the header (<= block - 32)
+ *   28     4    reserved  0
+ *
+ * An error reply's body is its message text (UTF-8, no NUL). Many requests
+ * may be in flight on one channel; replies may come back in any order and
+ * are matched by id. A server answers every well-formed request exactly once
+ * (unless the client has gone); a client that stops waiting (timeout,
+ * cancellation) drops the late reply when it arrives. Status codes below 0
+ * are the stub's (negative errno: -ENOSYS no handler for op, -EPROTO
+ * malformed request, -ENOMEM no heap for the reply); codes above 0 belong to
+ * the service. */
+#define EXIPC_STUB_MAGIC 0x62747378u /* "xstb" */
+#define EXIPC_STUB_VERSION 1u
+#define EXIPC_STUB_HDR_SIZE 32u
+#define EXIPC_STUB_REQUEST 1u
+#define EXIPC_STUB_RESPONSE 2u
+#define EXIPC_STUB_ERROR 3u
+
+/* The header, decoded (host byte order). */
+struct exipc_stub_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint8_t kind;
+    uint8_t flags;
+    uint64_t id;
+    uint32_t op;
+    int32_t status;
+    uint32_t body_len;
+    uint32_t reserved;
+};
+
+/* A received message: its block (owned by the caller until freed), the
+ * decoded header and the body, in place in the shared heap. */
+struct exipc_stub_msg {
+    exipc_handle_t handle;
+    struct exipc_stub_hdr hdr;
+    void *body;
+};
+
+/* exipc_stub_msg_alloc allocates a block of EXIPC_STUB_HDR_SIZE +
+ * hdr->body_len bytes, writes the header (magic and version filled in) and
+ * sets *body to where the body goes, to be filled in place. Returns 0.
+ * Errors: as exipc_alloc. Thread-safe. */
+EXIPC_API int exipc_stub_msg_alloc(exipc_domain_t *d, const struct exipc_stub_hdr *hdr,
+                                   exipc_handle_t *h, void **body);
+
+/* exipc_stub_msg_parse checks the block h (owned by the caller) and decodes
+ * it into *m. Returns 0. Errors: -EBADMSG (not a live block of ours),
+ * -EPROTO (shorter than a header, wrong magic, version or kind, body_len
+ * beyond the block). The block is not freed on error. Thread-safe. */
+EXIPC_API int exipc_stub_msg_parse(exipc_domain_t *d, exipc_handle_t h, struct exipc_stub_msg *m);
+
+/* exipc_stub_msg_free frees m's block and clears *m. Returns 0 or
+ * -EBADMSG (already freed). Freeing a zeroed message is a no-op. */
+EXIPC_API int exipc_stub_msg_free(exipc_domain_t *d, struct exipc_stub_msg *m);
+
+/* -- server side -- */
+typedef struct exipc_stub_server exipc_stub_server_t;
+typedef struct exipc_stub_reply exipc_stub_reply_t; /* valid during a handler call */
+
+/* A request as a handler sees it. body points into the request's block and
+ * is valid until the handler returns. conn names the channel it came on
+ * (unique for the server's life; see exipc_stub_server_on_close). */
+struct exipc_stub_req {
+    uint64_t conn;
+    uint64_t id;
+    uint32_t op;
+    uint32_t body_len;
+    const void *body;
+};
+
+/* A handler builds its reply with exipc_stub_reply_alloc (a response) or
+ * exipc_stub_reply_error, and returns 0. A handler that returns a negative
+ * errno without having called exipc_stub_reply_error sends an error reply
+ * with that status and exipc_strerror's text. Returning 0 without a reply
+ * sends an empty response. */
+typedef int (*exipc_stub_handler_fn)(void *arg, const struct exipc_stub_req *req,
+                                     exipc_stub_reply_t *rep);
+
+/* exipc_stub_server_open listens on SERVICE. Returns 0 and sets *out.
+ * Errors: as exipc_listen, -ENOMEM (malloc). */
+EXIPC_API int exipc_stub_server_open(exipc_domain_t *d, const char *service, exipc_stub_server_t **out);
+
+/* exipc_stub_server_handle registers fn for op (replacing any earlier one).
+ * Requests for an op with no handler get an error reply -ENOSYS. Returns 0,
+ * -ENOMEM. */
+EXIPC_API int exipc_stub_server_handle(exipc_stub_server_t *s, uint32_t op, exipc_stub_handler_fn fn, void *arg);
+
+/* exipc_stub_server_on_close sets fn, called with a conn id when that
+ * channel's client closed or died (to drop per-connection state). Returns 0. */
+EXIPC_API int exipc_stub_server_on_close(exipc_stub_server_t *s, void (*fn)(void *arg, uint64_t conn), void *arg);
+
+/* exipc_stub_serve accepts new channels and handles the requests waiting on
+ * all of them, waiting up to timeout_ns for something to do (one
+ * exipc_poll over the listener and every channel). Replies that find the
+ * client's ring full wait in a per-channel outbox and no more requests are
+ * taken from that channel until it drains (backpressure: the client then
+ * sees a full queue, never a stalled server). Returns how many requests were
+ * handled (0 if woken with none), -EAGAIN (timeout 0, nothing to do),
+ * -ETIMEDOUT, or another negative errno from exipc_poll. Call it in a loop
+ * from one thread. */
+EXIPC_API int exipc_stub_serve(exipc_stub_server_t *s, int64_t timeout_ns);
+
+/* exipc_stub_server_close closes the listener and every channel (calling
+ * on_close for each) and frees s. Returns 0. */
+EXIPC_API int exipc_stub_server_close(exipc_stub_server_t *s);
+
+/* exipc_stub_reply_alloc makes the reply a response whose body has room for
+ * cap bytes and sets *body to it (in the shared heap: write in place). The
+ * body length is cap unless exipc_stub_reply_set_len shortens it. Calling
+ * it again replaces the earlier body. Returns 0. Errors: as exipc_alloc. */
+EXIPC_API int exipc_stub_reply_alloc(exipc_stub_reply_t *r, size_t cap, void **body);
+
+/* exipc_stub_reply_set_len sets the body length of an allocated response
+ * (len <= cap). Returns 0, -EINVAL. */
+EXIPC_API int exipc_stub_reply_set_len(exipc_stub_reply_t *r, size_t len);
+
+/* exipc_stub_reply_error makes the reply an error with STATUS (nonzero) and
+ * the message MSG (may be NULL), dropping any response body. Returns 0. */
+EXIPC_API int exipc_stub_reply_error(exipc_stub_reply_t *r, int32_t status, const char *msg);
+
+/* -- client side -- */
+typedef struct exipc_stub_client exipc_stub_client_t;
+
+/* exipc_stub_connect connects a client to SERVICE (waiting up to timeout_ns
+ * for it to appear, like exipc_connect). Returns 0. Errors: as
+ * exipc_connect, -ENOMEM. One thread at a time per client. */
+EXIPC_API int exipc_stub_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns,
+                                 exipc_stub_client_t **out);
+
+/* exipc_stub_client_close closes the channel, frees every reply still held
+ * and frees c. Returns 0. */
+EXIPC_API int exipc_stub_client_close(exipc_stub_client_t *c);
+
+/* exipc_stub_start sends a request (op, a copy of len bytes of body) without
+ * waiting and sets *id for exipc_stub_wait. Never blocks. Errors: -EAGAIN
+ * (the server's queue is full: retry later), -ENOMEM (heap full), -EPIPE
+ * (server gone), -EINVAL (len too big for a block). */
+EXIPC_API int exipc_stub_start(exipc_stub_client_t *c, uint32_t op, const void *body, size_t len, uint64_t *id);
+
+/* exipc_stub_wait waits up to timeout_ns for the reply to request id; replies
+ * to other requests in flight that arrive meanwhile are kept for their own
+ * wait. Returns 0 with a response in *reply, or -EREMOTEIO with an error reply
+ * in *reply (hdr.status, body = message); either way the caller frees it with
+ * exipc_stub_msg_free. Other errors: -ETIMEDOUT (id is cancelled: its reply
+ * will be dropped), -EAGAIN (timeout 0, not there yet; id stays pending),
+ * -EPIPE (server gone before replying), -ENOENT (id not pending). */
+EXIPC_API int exipc_stub_wait(exipc_stub_client_t *c, uint64_t id, int64_t timeout_ns, struct exipc_stub_msg *reply);
+
+/* exipc_stub_cancel stops waiting for id: its reply is dropped (freed) now
+ * or when it arrives. Returns 0, -ENOENT. */
+EXIPC_API int exipc_stub_cancel(exipc_stub_client_t *c, uint64_t id);
+
+/* exipc_stub_call is exipc_stub_start then exipc_stub_wait. */
+EXIPC_API int exipc_stub_call(exipc_stub_client_t *c, uint32_t op, const void *body, size_t len,
+                              int64_t timeout_ns, struct exipc_stub_msg *reply);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,8 @@
  *   - Tables (procs, services, chans) change only under the CQM mutex. A
  *     change fills every field first and writes `state` last, so a holder
  *     killed half-way leaves either the old entry or a complete new one; the
- *     repair pass run on EOWNERDEAD finishes channel frees (see cqm.c).
+ *     repair pass run when the lock is taken after a holder died finishes
+ *     channel-end closes, channel frees and reaper commits (see cqm.c).
  *   - The data plane (rings, heap) never takes the mutex.
  */
 #ifndef EXIPC_INTERNAL_H
@@ -39,7 +40,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 1u
+#define EXIPC_LAYOUT_VERSION 3u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -67,6 +68,8 @@
 #define LIVENESS_BASE (1ll << 40)
 /* Held by the creator until the segment is ready. */
 #define CREATE_LOCK_BYTE ((1ll << 40) - 1)
+/* Held by whoever holds the CQM lock. */
+#define CQM_LOCK_BYTE ((1ll << 40) - 2)
 
 #define CQM_LOCK_TIMEOUT_NS 2000000000ll  /* never wait longer for the table lock */
 #define WAIT_SLICE_NS 20000000ll          /* re-check peer liveness this often while parked */
@@ -96,18 +99,42 @@ struct seg_hdr {
     alignas(EXIPC_CACHELINE) uint64_t reaped_procs;
     uint64_t chan_seq;        /* accept order */
     uint32_t services_epoch;  /* futex: bumped on listen; connect waits on it */
+    uint32_t lock_repairs;    /* times a locker found the previous holder dead */
+    uint32_t reap_takeovers;  /* claims taken over from a dead reaper */
+    uint64_t reap_stragglers; /* blocks a reaper found in flight but in no ring (fetch-add) */
+    /* The reaper's commit record: slot commit_slot1 - 1 (gen commit_gen) is
+     * being released and reaped_procs becomes commit_count. Set only inside
+     * a commit, so the repair pass can finish one whose reaper died half-way.
+     * commit_slot1 == 0: none (a fresh segment is zeroed). */
+    uint32_t commit_slot1, commit_gen;
+    uint64_t commit_count;
     /* Heap carving: bump index of the next uncarved slab (lock-free). */
     alignas(EXIPC_CACHELINE) uint64_t slabs_carved;
     /* One free-list head per class: {tag:32 | granule+1:32}. */
     struct {
         alignas(EXIPC_CACHELINE) uint64_t head;
     } freelist[MAX_CLASSES];
-    /* The CQM mutex (process-shared, robust) on lines of its own. */
-    alignas(EXIPC_CACHELINE) pthread_mutex_t lock;
+    /* The CQM lock (see cqm.c): an OFD write lock on CQM_LOCK_BYTE of the
+     * domain's file, which the kernel drops when its holder dies, and these
+     * two words, on a line of their own. Not a pthread mutex: glibc trusts a
+     * mutex's memory (kind, owner, robust-list pointers), so a peer that
+     * scribbles on one can make its holder abort or write through a pointer
+     * of the peer's choosing. Nothing here is trusted: a scribbled word costs
+     * a repair pass or a spurious wake-up. */
+    alignas(EXIPC_CACHELINE) struct {
+        uint32_t dirty; /* 1 while a holder is inside a change: Q1 */
+        uint32_t wake;  /* futex: bumped after every unlock */
+    } lock;
 };
 
 /* ---- CQM tables ---------------------------------------------------------- */
 
+/* Slot states (the reaper's state machine, see cqm.c):
+ *   FREE     unused; registration takes it (ALIVE).
+ *   ALIVE    registered; its owner holds the slot's liveness lock. When the
+ *            lock is gone the owner is dead and a reaper claims it (REAPING).
+ *   REAPING  claimed by the reaper {reaper, reaper_gen}; the reaper's commit
+ *            makes it FREE. A claim whose reaper is dead is taken over. */
 enum { PROC_FREE = 0, PROC_ALIVE = 1, PROC_REAPING = 2 };
 
 /* Writer: the CQM lock holder. Readers: anyone (liveness, stat). */
@@ -116,6 +143,7 @@ struct proc_slot {
     uint32_t gen;      /* bumped on each registration; channels record it */
     int32_t pid;       /* informational only (pid namespaces differ) */
     uint32_t doorbell; /* futex word, rung by producers (wait issue) */
+    uint32_t reaper, reaper_gen; /* REAPING: the claim (slot, gen); NO_PROC = a reaper that had no slot */
 };
 
 enum { SVC_FREE = 0, SVC_LISTENING = 1 };
@@ -138,7 +166,8 @@ enum { SIDE_CLIENT = 0, SIDE_SERVER = 1 };
 struct chan_end {
     uint32_t proc, proc_gen;
     uint32_t closed; /* C1 -> A1: closed after last publication (see ring.c) */
-    uint32_t pad_;
+    uint32_t held;   /* 1: the reaper of this end's dead process still scans for its
+                      * blocks; the channel is not freed (nor reused) until it clears this */
 };
 
 struct chan {
@@ -244,6 +273,7 @@ struct exipc_domain {
     uint32_t wait_policy;     /* EXIPC_WAIT_*, this process's choice */
     uint32_t wake_pending;    /* exipc_wake was called (atomic) */
     struct layout L;
+    pthread_mutex_t cqm_mu;    /* local: threads sharing fd take the CQM lock in turn */
     pthread_mutex_t objs_lock; /* local: the lists below */
     struct exipc_chan *chans;
     struct exipc_listener *listeners;
@@ -298,6 +328,7 @@ void heap_init(exipc_domain_t *d);
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to);
 int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
 uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id);
+uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg);
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
 
 /* ring.c */
@@ -312,10 +343,41 @@ void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit);
 void listener_bell(exipc_domain_t *d, uint32_t service);
 
 /* cqm.c */
+#define NO_PROC 0xffffffffu
 int cqm_lock(exipc_domain_t *d);
 void cqm_unlock(exipc_domain_t *d);
 int cqm_register(exipc_domain_t *d);
-void cqm_release_slot(exipc_domain_t *d, uint32_t slot, bool dead);
+void cqm_release_slot(exipc_domain_t *d, uint32_t slot);
 bool chan_peer_gone(exipc_chan_t *c);
+
+/* What one reaper found for one slot (see cqm.c, "The reaper"). */
+enum reap_outcome {
+    REAP_CLEANED = 0, /* this call cleaned it */
+    REAP_ALREADY = 1, /* someone else had cleaned it (or nothing was dead) */
+    REAP_BUSY = 2,    /* another live reaper is cleaning it now */
+    REAP_ALIVE = 3,   /* its owner is alive */
+};
+struct reap_tally {
+    uint32_t cleaned, already, busy, alive, takeovers;
+};
+/* Reaps slot `slot` if its owner is dead. Returns an outcome or a negative
+ * errno (-ETIMEDOUT: lock, -ENOMEM). */
+int cqm_reap_slot(exipc_domain_t *d, uint32_t slot, struct reap_tally *t);
+/* Reaps every dead slot; with wait_busy, also waits (bounded) until reapers
+ * active in other threads or processes are done. Returns how many this call
+ * cleaned, or a negative errno if it cleaned none and a lock failed. */
+int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t);
+
+/* Test hook, not exported: when set, called at the named kill points of the
+ * queue manager and the reaper ("lock", "reap.claimed", ...; see cqm.c), so a
+ * test can SIGKILL the process exactly there. NULL in production: one
+ * predictable branch per point. */
+extern void (*exipc__kill_point)(const char *point);
+#define KILL_POINT(name)                                                        \
+    do {                                                                        \
+        void (*kp_)(const char *) = ATOM_LOAD_RELAXED(&exipc__kill_point);      \
+        if (__builtin_expect(kp_ != NULL, 0))                                   \
+            kp_(name);                                                          \
+    } while (0)
 
 #endif /* EXIPC_INTERNAL_H */

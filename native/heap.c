@@ -279,6 +279,30 @@ uint64_t heap_release_owner(exipc_domain_t *d, uint32_t kind, uint32_t id)
     return n;
 }
 
+/* Frees every block, not free, for which doomed(arg, owner, handle) is true:
+ * the reaper's one pass over the heap. The CAS from the word that was read
+ * means a block that moved in between (received, sent, freed) is left
+ * alone. Returns how many were freed. */
+uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg)
+{
+    uint64_t n = 0;
+    struct block_meta *m = D_META(d);
+    FOR_EACH_BLOCK(d, g, c, {
+        /* Acquire: whatever the owner's writer did before its CAS (binding
+         * the channel it sends on) is visible to doomed(). */
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word);
+        uint32_t owner = (uint32_t)w;
+        uint32_t gen = (uint32_t)(w >> 32);
+        exipc_handle_t h = ((uint64_t)gen << 32) | g;
+        if (owner != OWN_FREE && gen != 0 && gen <= GEN_MAX && doomed(arg, owner, h) &&
+            ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) {
+            push_chain(d, c, g, g);
+            n++;
+        }
+    });
+    return n;
+}
+
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes)
 {
     uint64_t nb = 0, by = 0;

@@ -117,6 +117,7 @@ int exipc_send_batch(exipc_chan_t *c, const exipc_handle_t *hs, size_t n)
         }
         ATOM_STORE_RELAXED(&c->tx->slots[(tail + i) & c->mask], hs[i]);
     }
+    KILL_POINT("send.unpublished"); /* in flight, in no ring yet: the reaper's stragglers */
     c->tx_tail = tail + k;
     ATOM_STORE_SEQCST(&c->tx->tail, tail + k); /* R1 -> A1: slot before tail */
     ring_wake(d, c->idx, c->side);
@@ -147,7 +148,7 @@ static int64_t closed_or_ready(exipc_chan_t *c, bool check_liveness)
     bool gone = c->peer_dead || ATOM_LOAD_SEQCST(&ch->end[1 - c->side].closed); /* C1 -> A1 */
     if (!gone && check_liveness && chan_peer_gone(c)) {
         gone = true;
-        exipc_reap(c->d); /* clean up after it now, whoever it was */
+        cqm_reap_all(c->d, false, NULL); /* clean up after it now (a reaper already at it is not waited for) */
     }
     int64_t avail = refresh_tail(c);
     if (avail != 0)

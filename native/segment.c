@@ -166,20 +166,6 @@ static bool ofd_held_by_other(int fd, off_t byte)
     return fl.l_type != F_UNLCK;
 }
 
-static int init_mutex(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int rc = pthread_mutexattr_init(&a);
-    if (rc == 0)
-        rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (rc == 0)
-        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (rc == 0)
-        rc = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -rc;
-}
-
 static int create_segment(int fd, const struct layout *L, uint8_t **basep)
 {
     int rc = ofd_lock(fd, CREATE_LOCK_BYTE, F_WRLCK);
@@ -195,11 +181,7 @@ static int create_segment(int fd, const struct layout *L, uint8_t **basep)
         return -errno;
     struct seg_hdr *h = base;
     params_from_layout(&h->p, L);
-    rc = init_mutex(&h->lock);
-    if (rc != 0) {
-        munmap(base, L->total_size);
-        return rc;
-    }
+    /* The CQM lock's words start at zero, as fallocate left them (cqm.c). */
     *basep = base;
     return 0;
 }
@@ -278,6 +260,7 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
     d->fork_gen = exipc_fork_generation();
     d->fd = -1;
     d->wait_policy = opt ? opt->wait_policy : EXIPC_WAIT_ADAPTIVE;
+    pthread_mutex_init(&d->cqm_mu, NULL);
     pthread_mutex_init(&d->objs_lock, NULL);
 
     for (int attempt = 0;; attempt++) {
@@ -318,6 +301,8 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
             nanosleep(&ts, NULL);
             continue;
         }
+        if (rc == -EAGAIN)
+            rc = -EPROTO; /* still empty and nobody creating it: not a domain */
         if (rc != 0)
             goto fail;
         break;
@@ -332,6 +317,7 @@ fail:
         munmap(d->base, d->L.total_size);
     if (d->fd >= 0)
         close(d->fd);
+    pthread_mutex_destroy(&d->cqm_mu);
     pthread_mutex_destroy(&d->objs_lock);
     free(d);
     return rc;
@@ -342,7 +328,7 @@ int exipc_close(exipc_domain_t *d)
     if (d == NULL)
         return -EINVAL;
     if (check_fork(d) == 0 && cqm_lock(d) == 0) {
-        cqm_release_slot(d, d->slot, false);
+        cqm_release_slot(d, d->slot);
         cqm_unlock(d);
     }
     /* A forked child only drops its copies: the slot is its parent's. */
@@ -359,6 +345,7 @@ int exipc_close(exipc_domain_t *d)
     if (!d->borrowed_map)
         munmap(d->base, d->L.total_size);
     close(d->fd); /* drops the liveness lock */
+    pthread_mutex_destroy(&d->cqm_mu);
     pthread_mutex_destroy(&d->objs_lock);
     free(d);
     return 0;
@@ -383,10 +370,13 @@ int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **o
     e->borrowed_map = true;
     e->fork_gen = d->fork_gen;
     e->wait_policy = d->wait_policy;
+    pthread_mutex_init(&e->cqm_mu, NULL);
     pthread_mutex_init(&e->objs_lock, NULL);
     rc = cqm_register(e);
     if (rc != 0) {
         close(e->fd);
+        pthread_mutex_destroy(&e->cqm_mu);
+        pthread_mutex_destroy(&e->objs_lock);
         free(e);
         return rc;
     }

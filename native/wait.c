@@ -171,6 +171,6 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
             return -ETIMEDOUT;
         int64_t slice = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
         if (futex_wait(&p->doorbell, seen, slice) == -ETIMEDOUT)
-            exipc_reap(d); /* a peer that died without a word shows up as a closed end */
+            cqm_reap_all(d, false, NULL); /* a peer that died without a word shows up as a closed end */
     }
 }

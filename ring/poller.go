@@ -151,7 +151,7 @@ func (p *Poller) loop() {
 		}
 		if now := time.Now(); now.Sub(last) >= ReapEvery && !p.stop.Load() {
 			last = now
-			p.d.Reap()
+			p.d.ReapNoWait()
 		}
 	}
 }

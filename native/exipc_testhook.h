@@ -1,0 +1,44 @@
+/*
+ * exipc_testhook.h — test-only views of a domain's shared layout.
+ *
+ * Not installed and not exported from libexipc.so (hidden visibility, no
+ * EXIPC_API): the Go fuzz targets (through cgo_bridge.go), the C fuzz
+ * harnesses and the corruption torture use it to find the regions of a
+ * domain's file that they scribble on, without hard-coding offsets.
+ */
+#ifndef EXIPC_TESTHOOK_H
+#define EXIPC_TESTHOOK_H
+
+#include <stdint.h>
+
+#include "exipc.h"
+
+/* Every offset is in bytes from the start of the segment (or of the struct
+ * named in the field's prefix); every size in bytes. */
+struct exipc__layout {
+    uint64_t total_size, arena_size, nslabs, ngranules;
+    uint64_t max_procs, max_chans, ring_capacity, max_block, nclasses;
+    /* regions */
+    uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
+    uint64_t off_ready, ready_stride; /* per-process ready bitmaps (doorbells) */
+    uint64_t off_slabs, off_meta, off_arena;
+    /* struct seg_hdr */
+    uint64_t hdr_size, hdr_params_size, hdr_ready, hdr_counters, hdr_slabs_carved;
+    uint64_t hdr_freelist, hdr_freelist_stride, hdr_lock, hdr_lock_size;
+    /* table entries */
+    uint64_t proc_size, svc_size, chan_size;
+    /* struct ring */
+    uint64_t ring_tail, ring_head, ring_sleeping, ring_slots;
+    /* struct block_meta */
+    uint64_t meta_size;
+};
+
+/* Fills *out with the layout a domain created with options o (NULL =
+ * defaults) has. Returns 0 or -EINVAL. */
+int exipc__layout_of(const struct exipc_options *o, struct exipc__layout *out);
+
+/* The address and length of d's mapping of the segment, so a test can check
+ * that a pointer the core returned lies inside it. */
+void exipc__mapping(exipc_domain_t *d, void **base, uint64_t *len);
+
+#endif /* EXIPC_TESTHOOK_H */

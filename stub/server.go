@@ -1,0 +1,252 @@
+package stub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/exipc/exipc"
+)
+
+// Request is a request as a handler sees it.
+type Request struct {
+	Op   uint32
+	ID   uint64
+	Conn uint64 // the channel it came on: unique for the server's life
+	// Body is the request's body in place in the shared heap, valid until the
+	// handler returns.
+	Body []byte
+}
+
+// Handler serves one op. It builds a response with w (or leaves it empty)
+// and returns nil; or returns an error: an *Error goes back with its status
+// and message, any other error with StatusInternal and its text. ctx is
+// done when the client's channel goes or the server stops.
+type Handler func(ctx context.Context, req *Request, w *Writer) error
+
+// Func adapts a function that returns the response body as a slice (copied
+// into the shared heap) to a Handler.
+func Func(f func(ctx context.Context, req *Request) ([]byte, error)) Handler {
+	return func(ctx context.Context, req *Request, w *Writer) error {
+		body, err := f(ctx, req)
+		if err != nil {
+			return err
+		}
+		b, err := w.Body(len(body))
+		if err != nil {
+			return err
+		}
+		copy(b, body)
+		return nil
+	}
+}
+
+// Writer builds a handler's response in the shared heap.
+type Writer struct {
+	d *exipc.Domain
+	h exipc.Handle
+	b []byte // the whole block
+	n int    // body length
+}
+
+// Body allocates the response body, n bytes in the shared heap, and returns
+// it to be filled in place. Calling it again replaces the earlier body.
+func (w *Writer) Body(n int) ([]byte, error) {
+	w.release()
+	h, b, err := w.d.Alloc(HeaderSize + n)
+	if err != nil {
+		return nil, err
+	}
+	w.h, w.b, w.n = h, b, n
+	return b[HeaderSize:], nil
+}
+
+// SetLen shortens the body allocated with Body to n bytes.
+func (w *Writer) SetLen(n int) {
+	if w.b != nil && n >= 0 && n <= len(w.b)-HeaderSize {
+		w.n = n
+	}
+}
+
+func (w *Writer) release() {
+	if w.h != 0 {
+		w.d.Free(w.h)
+		w.h, w.b, w.n = 0, nil, 0
+	}
+}
+
+// Server serves requests on a service: a handler per op (the seed's stub per
+// protocol). Register handlers before serving.
+type Server struct {
+	d        *exipc.Domain
+	mu       sync.RWMutex
+	handlers map[uint32]Handler
+	conns    atomic.Uint64
+
+	// MaxInFlight bounds the requests of one channel handled at once
+	// (default 64). When it is reached the server stops receiving from that
+	// channel, and the client's queue fills: backpressure.
+	MaxInFlight int
+	// OnClose, if set, is called with a channel's Conn when its client has
+	// gone and all its requests were answered.
+	OnClose func(conn uint64)
+}
+
+// NewServer returns a server on domain d with no handlers.
+func NewServer(d *exipc.Domain) *Server {
+	return &Server{d: d, handlers: make(map[uint32]Handler)}
+}
+
+// Handle registers h for op, replacing any earlier handler. Requests for an
+// op with no handler get an error reply with StatusNoHandler.
+func (s *Server) Handle(op uint32, h Handler) {
+	s.mu.Lock()
+	s.handlers[op] = h
+	s.mu.Unlock()
+}
+
+// Serve accepts channels on l and serves each in its own goroutine until ctx
+// is done; then it waits for them to finish and returns ctx's error.
+func (s *Server) Serve(ctx context.Context, l *exipc.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		ch, err := l.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ServeChan(ctx, ch)
+			ch.Close()
+		}()
+	}
+}
+
+// ServeChan serves the requests of one channel until its client goes (then
+// it returns nil) or ctx is done. It does not close ch.
+func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
+	conn := s.conns.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	max := s.MaxInFlight
+	if max <= 0 {
+		max = 64
+	}
+	sem := make(chan struct{}, max)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		if s.OnClose != nil {
+			s.OnClose(conn)
+		}
+	}()
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		h, err := ch.Recv(ctx)
+		if err != nil {
+			<-sem
+			if errors.Is(err, exipc.ErrPeerDead) {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s.handle(ctx, ch, conn, h)
+		}()
+	}
+}
+
+func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exipc.Handle) {
+	b, err := s.d.Bytes(h)
+	if err != nil {
+		return
+	}
+	hd, body, err := Parse(b)
+	if err != nil || hd.Kind != KindRequest {
+		s.d.Free(h) // garbage, or not a request: no id to answer
+		return
+	}
+	s.mu.RLock()
+	fn := s.handlers[hd.Op]
+	s.mu.RUnlock()
+	w := &Writer{d: s.d}
+	if fn == nil {
+		err = &Error{Status: StatusNoHandler, Msg: "no handler for this op"}
+	} else {
+		err = fn(ctx, &Request{Op: hd.Op, ID: hd.ID, Conn: conn, Body: body}, w)
+	}
+	s.d.Free(h)
+
+	var out exipc.Handle
+	if err != nil {
+		w.release()
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Status: StatusInternal, Msg: err.Error()}
+		}
+		out = s.errorBlock(hd, e.Status, e.Msg)
+	} else {
+		if w.b == nil {
+			if _, err := w.Body(0); err != nil {
+				out = s.errorBlock(hd, StatusNoMemory, "no heap for the reply")
+			}
+		}
+		if w.b != nil {
+			Header{Kind: KindResponse, ID: hd.ID, Op: hd.Op, BodyLen: uint32(w.n)}.Put(w.b)
+			out = w.h
+		}
+	}
+	if out != 0 {
+		s.send(ctx, ch, out)
+	}
+}
+
+func (s *Server) errorBlock(req Header, status int32, msg string) exipc.Handle {
+	if status == 0 {
+		status = StatusInternal
+	}
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	h, b, err := s.d.Alloc(HeaderSize + len(msg))
+	if err != nil {
+		return 0
+	}
+	Header{Kind: KindError, ID: req.ID, Op: req.Op, Status: status, BodyLen: uint32(len(msg))}.Put(b)
+	copy(b[HeaderSize:], msg)
+	return h
+}
+
+// send sends a reply, waiting for room while the client's ring is full (it
+// is reading: it asked) until the client goes or ctx is done.
+func (s *Server) send(ctx context.Context, ch *exipc.Chan, h exipc.Handle) {
+	pause := 20 * time.Microsecond
+	for {
+		err := ch.Send(h)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, exipc.ErrQueueFull) || ctx.Err() != nil {
+			s.d.Free(h)
+			return
+		}
+		time.Sleep(pause)
+		if pause < time.Millisecond {
+			pause *= 2
+		}
+	}
+}
