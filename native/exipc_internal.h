@@ -72,6 +72,7 @@
 #define CQM_LOCK_BYTE ((1ll << 40) - 2)
 
 #define CQM_LOCK_TIMEOUT_NS 2000000000ll  /* never wait longer for the table lock */
+#define CQM_LOCK_FLOOR_NS 1000000ll       /* a call with a shorter timeout still waits this long */
 #define WAIT_SLICE_NS 20000000ll          /* re-check peer liveness this often while parked */
 
 /* ---- header ------------------------------------------------------------ */
@@ -335,6 +336,8 @@ void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
 void ring_reset(exipc_domain_t *d, uint32_t chan);
 void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r);
 void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r);
+int ncpus(void); /* CPUs this process may run on (cached) */
+#define SPIN_BEFORE_PARK_NS 20000ll /* adaptive waits spin this long: about two futex round trips */
 
 /* wait.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
@@ -345,6 +348,7 @@ void listener_bell(exipc_domain_t *d, uint32_t service);
 /* cqm.c */
 #define NO_PROC 0xffffffffu
 int cqm_lock(exipc_domain_t *d);
+int cqm_lock_until(exipc_domain_t *d, int64_t deadline_ns);
 void cqm_unlock(exipc_domain_t *d);
 int cqm_register(exipc_domain_t *d);
 void cqm_release_slot(exipc_domain_t *d, uint32_t slot);

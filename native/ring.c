@@ -23,9 +23,9 @@
 
 #include "exipc_internal.h"
 
-#define SPIN_NS 20000ll /* spin this long before parking: about two futex round trips */
+#define SPIN_NS SPIN_BEFORE_PARK_NS
 
-static int ncpus(void)
+int ncpus(void)
 {
     static int n; /* benign race: every thread computes the same value */
     int v = ATOM_LOAD_RELAXED(&n);

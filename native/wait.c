@@ -151,7 +151,27 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
     if (rc != 0)
         return rc;
     struct proc_slot *p = D_PROC(d, d->slot);
-    int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
+    int64_t start = now_ns();
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+    /* Spin first, as the wait policy says, WITHOUT arming: an armed item
+     * makes every producer pay a futex wake, spinning or not. */
+    if (timeout_ns != 0 && d->wait_policy != EXIPC_WAIT_PARK && ncpus() > 1) {
+        int64_t spin_end = d->wait_policy == EXIPC_WAIT_SPIN ? deadline : start + SPIN_BEFORE_PARK_NS;
+        for (uint32_t k = 1;; k++) {
+            int ready = 0;
+            for (size_t i = 0; i < n; i++) {
+                /* a listener's test scans the channel table: look less often */
+                bool r = items[i].chan ? chan_ready(items[i].chan) : (k & 15) == 0 && listener_ready(items[i].listener);
+                items[i].ready = r;
+                ready += r;
+            }
+            if (ready > 0)
+                return ready;
+            cpu_relax();
+            if ((k & 15) == 0 && now_ns() >= spin_end)
+                break;
+        }
+    }
     for (int slept = 0;; slept = 1) {
         uint32_t seen = ATOM_LOAD_SEQCST(&p->doorbell); /* D1 -> D1: work before doorbell */
         int ready = 0;
