@@ -109,10 +109,36 @@ static int ofd_cqm(exipc_domain_t *d, short type)
 
 int cqm_lock(exipc_domain_t *d)
 {
-    int64_t deadline = now_ns() + CQM_LOCK_TIMEOUT_NS;
+    return cqm_lock_until(d, now_ns() + CQM_LOCK_TIMEOUT_NS);
+}
+
+/* The lock for a call that has its own deadline: wait no longer than that
+ * deadline (at least CQM_LOCK_FLOOR_NS, so a call with timeout 0 still gets
+ * a lock held for the usual microseconds), and never longer than
+ * CQM_LOCK_TIMEOUT_NS. A peer sitting on the lock then delays a call by
+ * at most its own timeout. */
+static int cqm_lock_for(exipc_domain_t *d, int64_t call_deadline)
+{
+    int64_t now = now_ns();
+    int64_t dl = now + CQM_LOCK_TIMEOUT_NS;
+    if (call_deadline < dl)
+        dl = call_deadline > now + CQM_LOCK_FLOOR_NS ? call_deadline : now + CQM_LOCK_FLOOR_NS;
+    return cqm_lock_until(d, dl);
+}
+
+int cqm_lock_until(exipc_domain_t *d, int64_t deadline)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += CQM_LOCK_TIMEOUT_NS / 1000000000ll;
+    int64_t left0 = deadline - now_ns();
+    if (left0 < 0)
+        left0 = 0;
+    ts.tv_sec += left0 / 1000000000ll;
+    ts.tv_nsec += left0 % 1000000000ll;
+    if (ts.tv_nsec >= 1000000000l) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000l;
+    }
     int rc = pthread_mutex_timedlock(&d->cqm_mu, &ts); /* process-local memory: trusted */
     if (rc != 0)
         return rc == ETIMEDOUT ? -ETIMEDOUT : -EPROTO;
@@ -865,7 +891,7 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
     for (;;) {
         uint32_t epoch = ATOM_LOAD_ACQUIRE(&h->services_epoch);
-        rc = cqm_lock(d);
+        rc = cqm_lock_for(d, deadline);
         if (rc != 0)
             break;
         bool dead = false;

@@ -125,7 +125,9 @@ EXIPC_API int exipc_listener_close(exipc_listener_t *l);
 /* exipc_connect binds a new channel to SERVICE at once (the listener's
  * backlog holds it until accepted). If the service is not there it waits for
  * it up to timeout_ns. Errors: -ENOENT (no such service when the timeout ran
- * out), -EMFILE (channel table full), -EINVAL. Thread-safe. */
+ * out), -EMFILE (channel table full), -EINVAL, -ETIMEDOUT (the queue
+ * manager's lock stayed busy for the whole timeout, at least 1 ms).
+ * Thread-safe. */
 EXIPC_API int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, exipc_chan_t **out);
 
 /* exipc_chan_close closes this end. The peer receives everything sent so

@@ -316,8 +316,8 @@ static int client_channel(struct cchan *cc, int k)
         snprintf(svc, sizeof svc, "svc%u", (unsigned)(rnd() % NSERVERS));
         exipc_chan_t *c;
         int rc = T(exipc_connect(d, svc, 2 * MS, &c));
-        if (rc == -ENOENT || rc == -EMFILE)
-            return 0; /* its server is dead, not restarted yet */
+        if (rc == -ENOENT || rc == -EMFILE || rc == -ETIMEDOUT)
+            return 0; /* its server is dead, not restarted yet; or the table lock was busy (a reap) */
         if (rc != 0) {
             werr("connect: %s", exipc_strerror(rc));
             return 0;
