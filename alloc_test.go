@@ -106,6 +106,16 @@ func TestZeroAllocs(t *testing.T) {
 			panic(err)
 		}
 	})
+	// A sender retrying on a full heap must not allocate either.
+	hd, _ := openDomain(t, &exipc.Options{Size: 64 << 10, MaxBlock: 64 << 10})
+	if _, _, err := hd.Alloc(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	check("Alloc on a full heap", func() {
+		if _, _, err := hd.Alloc(64 << 10); err != exipc.ErrHeapFull {
+			panic(err)
+		}
+	})
 }
 
 // BenchmarkRoundTrip measures one message through one process's own

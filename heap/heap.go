@@ -5,6 +5,7 @@ package heap
 
 import (
 	"github.com/exipc/exipc/native"
+	"syscall"
 )
 
 // Heap is the heap of one open domain. Its Guard is the domain's life: the
@@ -31,8 +32,9 @@ func (hp *Heap) Name() string { return hp.name }
 
 // Alloc allocates a block of size bytes owned by this process and returns
 // its handle and the block itself, a slice of shared memory of exactly size
-// bytes. Errors: native.ErrInvalid (size out of range), native.ErrHeapFull,
-// native.ErrClosed.
+// bytes. Errors: native.ErrInvalid (size out of range), native.ErrClosed,
+// and the bare native.ErrHeapFull (no allocation: callers retry on it, as
+// they do on a full ring).
 func (hp *Heap) Alloc(size int) (uint64, []byte, error) {
 	if size <= 0 {
 		return 0, nil, native.WrapErr("alloc", hp.name, native.ErrInvalid)
@@ -40,19 +42,14 @@ func (hp *Heap) Alloc(size int) (uint64, []byte, error) {
 	if !hp.G.Enter() {
 		return 0, nil, native.WrapErr("alloc", hp.name, native.ErrClosed)
 	}
-	h, rc := hp.d.Alloc(size)
+	h, b, rc := hp.d.AllocBytes(size)
+	hp.G.Leave()
 	if rc < 0 {
-		hp.G.Leave()
+		if rc == -int(syscall.ENOMEM) {
+			return 0, nil, native.ErrHeapFull
+		}
 		return 0, nil, native.Wrap("alloc", hp.name, rc, nil, nil)
 	}
-	b := hp.d.Bytes(h)
-	if b == nil {
-		// The block we just got is not ours: shared state is broken.
-		hp.d.Free(h)
-		hp.G.Leave()
-		return 0, nil, native.WrapErr("alloc", hp.name, native.ErrCorrupt)
-	}
-	hp.G.Leave()
 	return h, b, nil
 }
 
