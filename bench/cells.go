@@ -496,6 +496,8 @@ func runStream(rc *runCtx, tr, mode string, size int) (repResult, error) {
 			if err != nil {
 				return repResult{}, err
 			}
+			defer ar.Close() // (closed already when both children started)
+			defer aw.Close()
 			srv.files = []*os.File{ar, ar} // the receiver reads fd 3 (fd 4 unused)
 			cl.files = []*os.File{ar, aw}  // the sender writes fd 4 (fd 3 unused)
 			res, sres, err = runPipePair(rc, srv, cl, []*os.File{ar, aw})

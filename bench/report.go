@@ -481,8 +481,12 @@ func writeMarkdown(path string, rep *Report) error {
 	var b strings.Builder
 	m := rep.Machine
 	fmt.Fprintf(&b, "# exipc bench results\n\n")
-	fmt.Fprintf(&b, "`%s`, %s UTC, %d repetitions interleaved (%.0f s). Machine: %s (family %d model %d), %d CPUs, cache line %d B, VM %v; %s; %s; %s. Load average %s before, %s after.\n\n",
-		rep.Command, strings.Replace(rep.Generated, "T", " ", 1), rep.Reps, rep.Seconds, m.CPU, m.Family, m.Model, m.Cores, m.CacheLine, m.VM, m.Kernel, m.Go, m.GCC, m.LoadBefore, m.LoadAfter)
+	vm := ""
+	if m.VM {
+		vm = " in a VM"
+	}
+	fmt.Fprintf(&b, "`%s`, %s UTC, %d repetitions interleaved (%.0f s). Machine: %s (family %d model %d), %d CPUs%s, cache line %d B; %s; %s; %s. Load average %s before, %s after.\n\n",
+		rep.Command, strings.TrimSuffix(strings.Replace(rep.Generated, "T", " ", 1), "Z"), rep.Reps, rep.Seconds, m.CPU, m.Family, m.Model, m.Cores, vm, m.CacheLine, m.Kernel, m.Go, m.GCC, m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(&b, "Median over the repetitions, min – max of the repetitions, p99 / p99.9 over every round trip. ")
 	fmt.Fprintf(&b, "Ratio: time per operation over the reference's, taken repetition by repetition, median (min – max); below 1 is faster than the reference.\n\n")
 	last := ""
