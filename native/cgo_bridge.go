@@ -122,15 +122,8 @@ func cstring(s string) (*C.char, bool) {
 	return C.CString(s), true
 }
 
-// Open calls exipc_open: create the domain NAME or attach to it. opt may be
-// nil.
-func Open(name string, opt *Options) (Domain, int) {
-	cname, ok := cstring(name)
-	if !ok {
-		return Domain{}, einval
-	}
-	defer C.free(unsafe.Pointer(cname))
-	var copt *C.struct_exipc_options
+// cOptions converts opt (nil: all zero, the defaults) to its C struct.
+func cOptions(opt *Options) C.struct_exipc_options {
 	var o C.struct_exipc_options
 	if opt != nil {
 		o.size = C.uint64_t(opt.Size)
@@ -140,6 +133,21 @@ func Open(name string, opt *Options) (Domain, int) {
 		o.mode = C.uint32_t(opt.Mode)
 		o.max_block = C.uint32_t(opt.MaxBlock)
 		o.wait_policy = C.uint32_t(opt.WaitPolicy)
+	}
+	return o
+}
+
+// Open calls exipc_open: create the domain NAME or attach to it. opt may be
+// nil.
+func Open(name string, opt *Options) (Domain, int) {
+	cname, ok := cstring(name)
+	if !ok {
+		return Domain{}, einval
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var copt *C.struct_exipc_options
+	o := cOptions(opt)
+	if opt != nil {
 		copt = &o
 	}
 	var d *C.exipc_domain_t
@@ -369,15 +377,7 @@ type Layout struct {
 
 // LayoutOf returns the layout of a domain created with opt (nil = defaults).
 func LayoutOf(opt *Options) (Layout, int) {
-	var o C.struct_exipc_options
-	if opt != nil {
-		o.size = C.uint64_t(opt.Size)
-		o.max_procs = C.uint32_t(opt.MaxProcs)
-		o.max_chans = C.uint32_t(opt.MaxChans)
-		o.ring_capacity = C.uint32_t(opt.RingCapacity)
-		o.mode = C.uint32_t(opt.Mode)
-		o.max_block = C.uint32_t(opt.MaxBlock)
-	}
+	o := cOptions(opt)
 	var l C.struct_exipc__layout
 	if rc := int(C.exipc__layout_of(&o, &l)); rc < 0 {
 		return Layout{}, rc
