@@ -276,3 +276,82 @@ func cpuTime(tb testing.TB) (user, sys time.Duration) {
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
+
+// TestWakeupStress: no lost wake-ups through the Go poller. A peer process
+// sends 10 million messages (300,000 in -short or -race runs) to random
+// channels of 8, pausing 200 µs every 1,000; each receiver pauses at random
+// too, so both sides keep parking and waking. A lost wake-up shows as a
+// Recv that runs out of its 30 s deadline with messages still coming.
+func TestWakeupStress(t *testing.T) {
+	const nch = 8
+	nmsg := 10_000_000
+	if testing.Short() || raceEnabled {
+		nmsg = 300_000
+	}
+	d, name := openDomain(t, &exipc.Options{MaxChans: 16, RingCapacity: 64, Size: 4 << 20, MaxBlock: 4096})
+	l, err := d.Listen("stress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := goPeer(t, "wave", name, "stress", nch, nmsg)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx := ctxTimeout(t, 5*time.Minute)
+	chans := make([]*exipc.Chan, nch)
+	for i := range chans {
+		if chans[i], err = l.Accept(ctx); err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("peer said %q, %v", line, err)
+	}
+	start := time.Now()
+	fmt.Fprintln(stdin, "go")
+	var wg sync.WaitGroup
+	var got, bad, pauses atomic.Int64
+	for i, c := range chans {
+		wg.Add(1)
+		go func(i int, c *exipc.Chan) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(i)))
+			want := uint64(0)
+			for {
+				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				h, err := c.Recv(rctx)
+				cancel()
+				if errors.Is(err, exipc.ErrPeerDead) {
+					return
+				}
+				if err != nil {
+					t.Errorf("channel %d after %d messages: %v (a lost wake-up?)", i, want, err)
+					return
+				}
+				b, err := d.Bytes(h)
+				if err != nil || binary.LittleEndian.Uint64(b) != uint64(i) || binary.LittleEndian.Uint64(b[8:]) != want {
+					bad.Add(1)
+				}
+				want++
+				got.Add(1)
+				d.Free(h)
+				if rng.Intn(4096) == 0 {
+					pauses.Add(1)
+					time.Sleep(time.Duration(rng.Intn(100)) * time.Microsecond)
+				}
+			}
+		}(i, c)
+	}
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("peer: %v", err)
+	}
+	if got.Load() != int64(nmsg) || bad.Load() != 0 {
+		t.Fatalf("received %d of %d messages, %d out of order or garbled", got.Load(), nmsg, bad.Load())
+	}
+	t.Logf("%d messages on %d channels in %v, %d receiver pauses", nmsg, nch, time.Since(start).Round(time.Millisecond), pauses.Load())
+}
