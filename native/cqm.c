@@ -299,6 +299,7 @@ void cqm_release_slot(exipc_domain_t *d, uint32_t slot)
         }
     }
     heap_release_owner(d, OWN_PROC, slot);
+    heap_release_owner(d, OWN_CACHED, slot); /* its local cache of free blocks */
     slot_free(d, slot);
 }
 
@@ -360,8 +361,8 @@ static bool doomed(void *arg, uint32_t owner, exipc_handle_t h)
 {
     struct reap_job *j = arg;
     exipc_domain_t *d = j->d;
-    if (owner == OWNER(OWN_PROC, j->slot))
-        return true;
+    if (owner == OWNER(OWN_PROC, j->slot) || owner == OWNER(OWN_CACHED, j->slot))
+        return true; /* its blocks, and the free ones in its local cache */
     if (OWN_KIND(owner) != OWN_FLIGHT)
         return false;
     uint32_t id = OWN_ID(owner);

@@ -62,6 +62,9 @@
 #define GRANULE_SHIFT 6
 #define SLAB_SIZE (64u << 10)  /* carve unit; classes above use runs of slabs */
 #define MAX_CLASSES 21         /* 64 B .. 64 MiB */
+#define HEAP_CACHE_CLASSES 7   /* classes 64 B .. 4 KiB are cached per process */
+#define HEAP_CACHE_MAX 32      /* blocks per class in a process's cache */
+#define HEAP_CACHE_FLUSH 16    /* a full cache returns this many to the shared list at once */
 
 /* Byte of the domain file, far beyond its end, whose OFD write lock a process
  * holds while its slot is alive (slot i locks LIVENESS_BASE + i). */
@@ -207,6 +210,7 @@ struct ring {
 #define OWN_FREE 0u
 #define OWN_PROC 1u     /* id = process slot */
 #define OWN_FLIGHT 2u   /* id = channel*2 + ring (in flight on that ring) */
+#define OWN_CACHED 3u   /* id = process slot: free, in that process's local cache */
 #define OWN_KIND(o) ((o) >> OWN_KIND_SHIFT)
 #define OWN_ID(o) ((o) & ((1u << OWN_KIND_SHIFT) - 1))
 #define OWNER(kind, id) (((uint32_t)(kind) << OWN_KIND_SHIFT) | (uint32_t)(id))
@@ -273,6 +277,14 @@ struct exipc_domain {
     bool borrowed_map;        /* test hook: base belongs to another handle */
     uint32_t wait_policy;     /* EXIPC_WAIT_*, this process's choice */
     uint32_t wake_pending;    /* exipc_wake was called (atomic) */
+    /* Local cache of free blocks per small class (heap.c): alloc and free
+     * stay off the shared free-list heads while a process both allocates
+     * and frees. Blocks here are OWN_CACHED(slot) in the segment. */
+    uint32_t cache_lock;      /* spinlock (atomic), uncontended in practice */
+    struct {
+        uint32_t n;
+        uint32_t g[HEAP_CACHE_MAX];
+    } cache[HEAP_CACHE_CLASSES];
     struct layout L;
     pthread_mutex_t cqm_mu;    /* local: threads sharing fd take the CQM lock in turn */
     pthread_mutex_t objs_lock; /* local: the lists below */

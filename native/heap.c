@@ -151,6 +151,65 @@ static int64_t carve(exipc_domain_t *d, uint32_t c)
     return (int64_t)g0;
 }
 
+static void cache_lock(exipc_domain_t *d)
+{
+    while (ATOM_XCHG_SEQCST(&d->cache_lock, 1u) != 0)
+        cpu_relax();
+}
+
+static void cache_unlock(exipc_domain_t *d) { ATOM_STORE_RELEASE(&d->cache_lock, 0u); }
+
+/* Takes a block from the local cache of class c and makes it ours. Returns
+ * its granule and generation, or -1 if the cache is empty (or the block was
+ * changed behind our back: it is dropped, the shared path takes over). */
+static int64_t cache_take(exipc_domain_t *d, uint32_t c, uint32_t size, uint32_t *genp)
+{
+    if (c >= HEAP_CACHE_CLASSES)
+        return -1;
+    for (;;) {
+        cache_lock(d);
+        uint32_t n = d->cache[c].n;
+        uint64_t g = n ? d->cache[c].g[n - 1] : 0;
+        d->cache[c].n = n ? n - 1 : 0;
+        cache_unlock(d);
+        if (n == 0)
+            return -1;
+        struct block_meta *m = &D_META(d)[g];
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m->word);
+        uint32_t gen = (uint32_t)(w >> 32);
+        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || gen == 0 || gen > GEN_MAX)
+            continue;
+        ATOM_STORE_RELAXED(&m->len, size);
+        /* H3 -> H3': len before ownership moves */
+        if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
+            continue;
+        *genp = gen;
+        return (int64_t)g;
+    }
+}
+
+/* Returns n cached blocks gs[] of class c to the shared free list as one
+ * chain (one CAS on the shared head for all of them). */
+static void cache_return(exipc_domain_t *d, uint32_t c, const uint32_t *gs, uint32_t n)
+{
+    struct block_meta *m = D_META(d);
+    int64_t first = -1, last = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t g = gs[i];
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word);
+        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) ||
+            !ATOM_CAS(&m[g].word, &w, pack_word((uint32_t)(w >> 32), OWN_FREE)))
+            continue; /* changed behind our back: not ours to push */
+        if (last >= 0)
+            ATOM_STORE_RELAXED(&m[last].next, (uint32_t)(g + 1));
+        else
+            first = (int64_t)g;
+        last = (int64_t)g;
+    }
+    if (first >= 0)
+        push_chain(d, c, (uint64_t)first, (uint64_t)last);
+}
+
 int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
 {
     if (d == NULL || out == NULL || size == 0 || size > d->L.max_block)
@@ -159,6 +218,12 @@ int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
     if (rc != 0)
         return rc;
     uint32_t c = (uint32_t)class_of(size);
+    uint32_t cgen;
+    int64_t cg = cache_take(d, c, (uint32_t)size, &cgen);
+    if (cg >= 0) {
+        *out = ((uint64_t)cgen << 32) | (uint64_t)cg;
+        return 0;
+    }
     int64_t g = pop(d, c);
     if (g == -ENOMEM)
         g = carve(d, c);
@@ -232,7 +297,34 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
     int rc = check_fork(d);
     if (rc != 0)
         return rc;
-    return heap_free_owned(d, h, OWNER(OWN_PROC, d->slot));
+    uint32_t gen;
+    uint64_t g;
+    int c;
+    if (handle_parts(d, h, &gen, &g, &c) != 0)
+        return -EBADMSG;
+    if ((uint32_t)c >= HEAP_CACHE_CLASSES)
+        return heap_free_owned(d, h, OWNER(OWN_PROC, d->slot));
+    /* Into the local cache: the new generation refuses the old handle at
+     * once, and the block stays off the shared head. */
+    uint64_t want = pack_word(gen, OWNER(OWN_PROC, d->slot));
+    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWNER(OWN_CACHED, d->slot))))
+        return -EBADMSG;
+    uint32_t spill[HEAP_CACHE_FLUSH];
+    uint32_t nspill = 0;
+    cache_lock(d);
+    if (d->cache[c].n == HEAP_CACHE_MAX) {
+        /* Full: hand the oldest half back in one chain. */
+        nspill = HEAP_CACHE_FLUSH;
+        memcpy(spill, d->cache[c].g, sizeof spill);
+        memmove(d->cache[c].g, d->cache[c].g + HEAP_CACHE_FLUSH,
+                (HEAP_CACHE_MAX - HEAP_CACHE_FLUSH) * sizeof spill[0]);
+        d->cache[c].n -= HEAP_CACHE_FLUSH;
+    }
+    d->cache[c].g[d->cache[c].n++] = (uint32_t)g;
+    cache_unlock(d);
+    if (nspill)
+        cache_return(d, (uint32_t)c, spill, nspill);
+    return 0;
 }
 
 /* Calls fn on every block start of every carved slab; bounded by the local
@@ -308,7 +400,8 @@ void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes)
     uint64_t nb = 0, by = 0;
     struct block_meta *m = D_META(d);
     FOR_EACH_BLOCK(d, g, c, {
-        if ((uint32_t)ATOM_LOAD_RELAXED(&m[g].word) != OWN_FREE) {
+        uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[g].word);
+        if (o != OWN_FREE && OWN_KIND(o) != OWN_CACHED) { /* a cached block is free, kept near its process */
             nb++;
             by += class_bytes(c);
         }

@@ -27,6 +27,7 @@ struct tables_report {
     uint64_t blocks_in_flight;  /* in a ring */
     uint64_t blocks_free;       /* free in the metadata */
     uint64_t free_reachable;    /* free and on a free list */
+    uint64_t free_cached;       /* free in a live process's local cache */
     uint32_t procs_alive, chans_open, services;
 };
 
@@ -124,6 +125,16 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
             exipc_handle_t h = ((uint64_t)gen << 32) | g;
             if (owner == OWN_FREE) {
                 r->blocks_free++;
+                continue;
+            }
+            if (OWN_KIND(owner) == OWN_CACHED) { /* free, in a live process's local cache */
+                struct proc_slot *p = OWN_ID(owner) < d->L.max_procs ? D_PROC(d, OWN_ID(owner)) : NULL;
+                if (p == NULL || p->state != PROC_ALIVE) {
+                    snprintf(why, sizeof why, "block %llu cached by slot %u, which is not alive", (unsigned long long)g,
+                             OWN_ID(owner));
+                    return why;
+                }
+                r->free_cached++;
                 continue;
             }
             r->blocks_used++;
