@@ -276,6 +276,17 @@ int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t t
 }
 
 /* Frees h if `owner` owns it. */
+/* Frees block g (class c, generation gen) to the shared list if `owner`
+ * owns it; the parts are already checked. */
+static int free_shared(exipc_domain_t *d, uint64_t g, uint32_t gen, uint32_t c, uint32_t owner)
+{
+    uint64_t want = pack_word(gen, owner);
+    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWN_FREE)))
+        return -EBADMSG;
+    push_chain(d, c, g, g);
+    return 0;
+}
+
 int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
 {
     uint32_t gen;
@@ -283,11 +294,7 @@ int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
     int c;
     if (handle_parts(d, h, &gen, &g, &c) != 0)
         return -EBADMSG;
-    uint64_t want = pack_word(gen, owner);
-    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWN_FREE)))
-        return -EBADMSG;
-    push_chain(d, (uint32_t)c, g, g);
-    return 0;
+    return free_shared(d, g, gen, (uint32_t)c, owner);
 }
 
 int exipc_free(exipc_domain_t *d, exipc_handle_t h)
@@ -303,7 +310,7 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
     if (handle_parts(d, h, &gen, &g, &c) != 0)
         return -EBADMSG;
     if ((uint32_t)c >= HEAP_CACHE_CLASSES)
-        return heap_free_owned(d, h, OWNER(OWN_PROC, d->slot));
+        return free_shared(d, g, gen, (uint32_t)c, OWNER(OWN_PROC, d->slot));
     /* Into the local cache: the new generation refuses the old handle at
      * once, and the block stays off the shared head. */
     uint64_t want = pack_word(gen, OWNER(OWN_PROC, d->slot));
