@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -73,6 +75,32 @@ func peerWave(domain, service string, nch, nmsg int) error {
 	return nil
 }
 
+// startWave starts the "wave" peer (peerWave) on domain NAME with nch
+// channels to SERVICE and nmsg messages, accepts its channels on l and waits
+// for it to be ready. Writing a line to the returned stdin starts the wave.
+func startWave(t *testing.T, ctx context.Context, l *exipc.Listener, name, service string, nch, nmsg int) (*exec.Cmd, io.Writer, []*exipc.Chan) {
+	t.Helper()
+	cmd := goPeer(t, "wave", name, service, nch, nmsg)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	chans := make([]*exipc.Chan, nch)
+	for i := range chans {
+		var err error
+		if chans[i], err = l.Accept(ctx); err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+	}
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("peer said %q, %v", line, err)
+	}
+	return cmd, stdin, chans
+}
+
 // threads is the process's OS thread count.
 func threads(t testing.TB) int {
 	b, err := os.ReadFile("/proc/self/status")
@@ -107,24 +135,8 @@ func TestIdleReceivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := goPeer(t, "wave", name, "wave", nch, nmsg)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
 	ctx := ctxTimeout(t, 2*time.Minute)
-	chans := make([]*exipc.Chan, nch)
-	for i := range chans {
-		if chans[i], err = l.Accept(ctx); err != nil {
-			t.Fatalf("accept %d: %v", i, err)
-		}
-	}
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("peer said %q, %v", line, err)
-	}
+	cmd, stdin, chans := startWave(t, ctx, l, name, "wave", nch, nmsg)
 	runtime.GC()
 	base := threads(t)
 	var wg sync.WaitGroup
@@ -293,24 +305,8 @@ func TestWakeupStress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := goPeer(t, "wave", name, "stress", nch, nmsg)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
 	ctx := ctxTimeout(t, 5*time.Minute)
-	chans := make([]*exipc.Chan, nch)
-	for i := range chans {
-		if chans[i], err = l.Accept(ctx); err != nil {
-			t.Fatalf("accept %d: %v", i, err)
-		}
-	}
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("peer said %q, %v", line, err)
-	}
+	cmd, stdin, chans := startWave(t, ctx, l, name, "stress", nch, nmsg)
 	start := time.Now()
 	fmt.Fprintln(stdin, "go")
 	var wg sync.WaitGroup
