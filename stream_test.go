@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/exipc/exipc"
+	"github.com/exipc/exipc/internal/ctest"
 )
 
 const (
@@ -339,23 +340,9 @@ func cPeerPath(t *testing.T, dir string) string {
 			cPeer.skip = "native/test/peer.c does not exist yet (and EXIPC_C_PEER is not set)"
 			return
 		}
-		srcs, _ := filepath.Glob("native/*.c")
-		args := []string{"-std=gnu11", "-O2", "-pthread", "-D_GNU_SOURCE", "-Inative"}
-		for _, s := range srcs {
-			if !goBuildIgnored(s) {
-				args = append(args, s)
-			}
-		}
 		out := filepath.Join(dir, "peer")
-		args = append(args, "native/test/peer.c", "-o", out)
-		cc := goEnv("CC")
-		if cc == "" {
-			cc = "gcc"
-		}
-		ccArgs := strings.Fields(cc)
-		cmd := exec.Command(ccArgs[0], append(ccArgs[1:], args...)...)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			cPeer.err = fmt.Errorf("building the C peer: %s %s: %v\n%s", cc, strings.Join(args, " "), err, b)
+		if err := ctest.Build("native", out, []string{"native/test/peer.c"}); err != nil {
+			cPeer.err = err
 			return
 		}
 		cPeer.path = out
@@ -367,26 +354,6 @@ func cPeerPath(t *testing.T, dir string) string {
 		t.Fatal(cPeer.err)
 	}
 	return cPeer.path
-}
-
-func goEnv(key string) string {
-	out, err := exec.Command("go", "env", key).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// goBuildIgnored reports whether a C file starts with a //go:build ignore
-// line (a C program with main kept beside the core).
-func goBuildIgnored(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	return sc.Scan() && strings.HasPrefix(strings.TrimSpace(sc.Text()), "//go:build ignore")
 }
 
 var checksumLine = regexp.MustCompile(`(?m)^checksum=([0-9a-f]{16}) count=(\d+)$`)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/exipc/exipc"
+	"github.com/exipc/exipc/internal/ctest"
 	"github.com/exipc/exipc/stub"
 )
 
@@ -38,22 +38,9 @@ func stubPeer(t *testing.T) string {
 			cpeer.err = err
 			return
 		}
-		srcs, _ := filepath.Glob("../native/*.c")
-		args := []string{"-std=gnu11", "-O2", "-pthread", "-D_GNU_SOURCE", "-I../native"}
-		for _, s := range srcs {
-			if b, err := os.ReadFile(s); err == nil && strings.Contains(string(b), "//go:build ignore") {
-				continue
-			}
-			args = append(args, s)
-		}
 		out := filepath.Join(dir, "stub_peer")
-		args = append(args, "../native/test/stub_peer.c", "-o", out)
-		cc := os.Getenv("CC")
-		if cc == "" {
-			cc = "gcc"
-		}
-		if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-			cpeer.err = fmt.Errorf("building the C stub peer: %v\n%s", err, b)
+		if err := ctest.Build("../native", out, []string{"../native/test/stub_peer.c"}); err != nil {
+			cpeer.err = err
 			return
 		}
 		cpeer.path = out

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/exipc/exipc"
+	"github.com/exipc/exipc/internal/ctest"
 )
 
 func TestMain(m *testing.M) {
@@ -62,23 +63,8 @@ func storeBinary(t *testing.T) string {
 			built.err = err
 			return
 		}
-		srcs, _ := filepath.Glob("../../../native/*.c")
-		args := []string{"-std=gnu11", "-O2", "-pthread", "-D_GNU_SOURCE", "-I../../../native"}
-		for _, s := range srcs {
-			if b, err := os.ReadFile(s); err == nil && strings.Contains(string(b), "//go:build ignore") {
-				continue
-			}
-			args = append(args, s)
-		}
 		built.store = filepath.Join(dir, "store")
-		args = append(args, "../store.c", "-o", built.store, "-lsqlite3")
-		cc := os.Getenv("CC")
-		if cc == "" {
-			cc = "gcc"
-		}
-		if b, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("building the store: %v\n%s", err, b)
-		}
+		built.err = ctest.Build("../../../native", built.store, []string{"../store.c"}, "-lsqlite3")
 	})
 	if built.skip != "" {
 		t.Skip(built.skip)
