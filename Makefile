@@ -68,7 +68,7 @@ PEER_ASAN := $(BUILD)/asan/bin/peer
 
 .PHONY: all lib install uninstall test bench clean help FORCE \
         test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race \
-        check-exports build-tests bench-pingpong bench-list
+        check-exports build-tests bench-wake bench-list
 
 all: lib
 
@@ -382,12 +382,10 @@ $(BENCH_DIR)/exipcbench: FORCE
 	@mkdir -p $(@D)
 	cd bench && $(GO) build -buildvcs=false -mod=mod -o $(abspath $@) .
 
-# The first C benchmark, round trips only (make test may build it too).
-bench-pingpong: $(BUILD)/bench_pingpong
-	@$(BUILD)/bench_pingpong $(BENCH_PINGPONG_FLAGS)
-
-$(BUILD)/bench_pingpong: $(BUILD)/test/bench_pingpong
-	cp $< $@
+# Wake-up of a parked receiver (exipc_recv PARK, exipc_poll) against a plain
+# futex wake, in one run.
+bench-wake: $(BUILD)/test/bench_wake
+	@$(BUILD)/test/bench_wake
 
 # The README's C host, built against the tree (test-install builds it against an install).
 $(BUILD)/host_example: $(BUILD)/test/host_example
