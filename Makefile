@@ -1,20 +1,8 @@
 # exipc — build, test, bench, install (GNU make).
 #
-#   make            same as `make lib`
-#   make lib        build/libexipc.a, build/libexipc.so, build/exipc.pc
-#   make install    PREFIX=/usr/local (default) [DESTDIR=...]
-#   make test       the whole suite (source checks, C, ASan+UBSan, TSan, cross-process
-#                   stream, install + pkg-config host, go vet, go test, go test -race)
-#   make bench      the benchmark suite (bench/): exipc beside references and peers [BENCH=regexp]
-#   make fuzz       Go fuzz targets (FUZZTIME each) and libFuzzer harnesses (CFUZZTIME s each)
-#   make torture    the long torture runs: corruption scribbler (TORTURE_TIME s), kill torture (TORTURE_KILLS)
-#   make demo       the mail store example: C store (SQLite) + Go POP3 front end on 127.0.0.1:DEMO_PORT
-#   make bench-pop3 POP3 RETR through the example, store over exipc vs over a Unix socket
-#   make clean
-#   make help       every target
-#
-# Parts of the suite: test-check test-c test-asan test-tsan test-stream test-stream-asan
-# test-install test-go test-race test-hostile. V=1 shows every C test's full output.
+# `make help` lists every target with what it does (from the `## ` note on
+# each target's line). `make` builds the libraries; `make test` runs the whole
+# suite; V=1 shows every C test's full output.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := lib
@@ -37,17 +25,22 @@ ASAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-
 TSAN_CFLAGS := -O1 -g -fsanitize=thread
 LDLIBS      := -pthread
 
+# The product (build/obj: libexipc.a, libexipc.so, the bench peer) has no
+# test hooks; every test build compiles the core with EXIPC_TESTING (kill
+# points, layout views, shared mappings: exipc_testhook.h).
+TEST_DEFS  := -DEXIPC_TESTING
 FLAGS_norm := $(BASE_CFLAGS) $(CFLAGS)
-FLAGS_asan := $(BASE_CFLAGS) $(ASAN_CFLAGS)
-FLAGS_tsan := $(BASE_CFLAGS) $(TSAN_CFLAGS)
+FLAGS_test := $(BASE_CFLAGS) $(CFLAGS) $(TEST_DEFS)
+FLAGS_asan := $(BASE_CFLAGS) $(ASAN_CFLAGS) $(TEST_DEFS)
+FLAGS_tsan := $(BASE_CFLAGS) $(TSAN_CFLAGS) $(TEST_DEFS)
 
 export ASAN_OPTIONS  := detect_leaks=1:halt_on_error=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  := halt_on_error=1:second_deadlock_stack=1
 
 # Sources. New native/test/test_*.c files are picked up by themselves.
-# The core: native/*.c, as cgo sees it (a file marked //go:build ignore is not part of it).
-LIB_SRCS    := $(filter-out $(shell grep -l '^//go:build ignore' native/*.c 2>/dev/null),$(wildcard native/*.c))
+# The core: native/*.c, as cgo sees it.
+LIB_SRCS    := $(wildcard native/*.c)
 TEST_SRCS   := $(wildcard native/test/test_*.c)
 # Cross-process drivers that exec the peer: run in the stream steps.
 XPROC_TESTS ?= $(wildcard native/test/test_*xproc*.c)
@@ -55,8 +48,9 @@ UNIT_TESTS  := $(filter-out $(XPROC_TESTS),$(TEST_SRCS))
 # Threaded tests that also run under TSan.
 TSAN_TESTS  ?= $(wildcard native/test/test_*thread*.c)
 
-# Build directories: build/ (normal), build/asan, build/tsan.
+# Build directories: build/obj (product), build/tobj (normal tests), build/asan, build/tsan.
 OBJ_norm := $(patsubst native/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+OBJ_test := $(patsubst native/%.c,$(BUILD)/tobj/%.o,$(LIB_SRCS))
 OBJ_asan := $(patsubst native/%.c,$(BUILD)/asan/obj/%.o,$(LIB_SRCS))
 OBJ_tsan := $(patsubst native/%.c,$(BUILD)/tsan/obj/%.o,$(LIB_SRCS))
 BIN_norm  = $(patsubst native/test/%.c,$(BUILD)/test/%,$(1))
@@ -68,12 +62,14 @@ PEER_ASAN := $(BUILD)/asan/bin/peer
 
 .PHONY: all lib install uninstall test bench clean help FORCE \
         test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race \
-        check-exports build-tests bench-wake bench-list
+        check-exports build-tests bench-wake bench-list bench-render
 
-all: lib
+all: lib ## same as make lib
 
-help:
-	@sed -n '3,18s/^# \{0,1\}//p' Makefile
+help: ## this list: every target of the Makefile, with what it does
+	@awk '/^[a-zA-Z][a-zA-Z0-9_.-]*:([^=]|$$)/ { t = $$0; sub(/:.*/, "", t); d = ""; \
+	    if (index($$0, "## ")) { d = $$0; sub(/.*## /, "", d) } \
+	    if (t != "FORCE" && !seen[t]++) printf "  make %-18s %s\n", t, (d != "" ? d : "(undocumented)") }' $(MAKEFILE_LIST)
 
 # ---- flag stamps: objects rebuild when their flags change -----------------
 # $(call stamp,FILE,CONTENT)
@@ -82,6 +78,7 @@ $(1): FORCE
 	@mkdir -p $$(@D); echo '$(2)' | cmp -s - $$@ 2>/dev/null || echo '$(2)' > $$@
 endef
 $(eval $(call stamp,$(BUILD)/obj/.flags,$(CC) $(FLAGS_norm)))
+$(eval $(call stamp,$(BUILD)/tobj/.flags,$(CC) $(FLAGS_test)))
 $(eval $(call stamp,$(BUILD)/asan/obj/.flags,$(CC) $(FLAGS_asan)))
 $(eval $(call stamp,$(BUILD)/tsan/obj/.flags,$(CC) $(FLAGS_tsan)))
 $(eval $(call stamp,$(BUILD)/.prefix,$(abspath $(PREFIX)) $(VERSION)))
@@ -96,51 +93,64 @@ $(2)/%: native/test/%.c $(4)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) -MMD -MP -MF $$@.d -o $$@ $$< $(4) $$(LDLIBS)
 endef
-$(eval $(call mode_rules,$(BUILD)/obj,$(BUILD)/test,$$(FLAGS_norm),$$(OBJ_norm)))
+$(BUILD)/obj/%.o: native/%.c $(BUILD)/obj/.flags
+	@mkdir -p $(@D)
+	$(CC) $(FLAGS_norm) -MMD -MP -c -o $@ $<
+$(eval $(call mode_rules,$(BUILD)/tobj,$(BUILD)/test,$$(FLAGS_test),$$(OBJ_test)))
 $(eval $(call mode_rules,$(BUILD)/asan/obj,$(BUILD)/asan/bin,$$(FLAGS_asan),$$(OBJ_asan)))
 $(eval $(call mode_rules,$(BUILD)/tsan/obj,$(BUILD)/tsan/bin,$$(FLAGS_tsan),$$(OBJ_tsan)))
 # Objects reached only through pattern rules would count as intermediate and be deleted.
-.SECONDARY: $(OBJ_norm) $(OBJ_asan) $(OBJ_tsan)
+.SECONDARY: $(OBJ_norm) $(OBJ_test) $(OBJ_asan) $(OBJ_tsan)
 
 # The stream peer, where the Go tests expect it (EXIPC_C_PEER=build/peer).
 $(PEER): $(BUILD)/test/peer
 	cp $< $@
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/tsan/obj/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tobj/*.d $(BUILD)/asan/obj/*.d $(BUILD)/tsan/obj/*.d)
 -include $(wildcard $(BUILD)/test/*.d $(BUILD)/asan/bin/*.d $(BUILD)/tsan/bin/*.d)
 
 # ---- the library ------------------------------------------------------------
-lib: $(BUILD)/libexipc.a $(BUILD)/libexipc.so $(BUILD)/exipc.pc
+lib: $(BUILD)/libexipc.a $(BUILD)/libexipc.so $(BUILD)/exipc.pc ## build/libexipc.a, build/libexipc.so, build/exipc.pc
 
+# One relocatable object whose hidden symbols are made local: a static host
+# sees only the exipc_* functions marked EXIPC_API, as the shared library
+# exports them, so its own now_ns() or heap_init() cannot clash with ours.
 $(BUILD)/libexipc.a: $(OBJ_norm)
-	@rm -f $@
-	ar rcs $@ $^
+	@rm -f $@ $(BUILD)/exipc_all.o
+	$(LD) -r -o $(BUILD)/exipc_all.o $^
+	objcopy --localize-hidden $(BUILD)/exipc_all.o
+	ar rcs $@ $(BUILD)/exipc_all.o
 
-# Only the exipc_* functions marked EXIPC_API are exported (-fvisibility=hidden).
-$(BUILD)/libexipc.so: $(OBJ_norm)
-	$(CC) -shared -Wl,-soname,libexipc.so.$(SOVERSION) -Wl,-z,defs -Wl,-z,relro,-z,now -o $@ $^ $(LDLIBS)
+# Only the exipc_* functions marked EXIPC_API are exported (-fvisibility=hidden),
+# and native/exipc.map says so to the linker too (version EXIPC_0, local: *).
+$(BUILD)/libexipc.so: $(OBJ_norm) native/exipc.map
+	$(CC) -shared -Wl,-soname,libexipc.so.$(SOVERSION) -Wl,--version-script=native/exipc.map \
+	    -Wl,-z,defs -Wl,-z,relro,-z,now -o $@ $(OBJ_norm) $(LDLIBS)
 	@ln -sf libexipc.so $(BUILD)/libexipc.so.$(SOVERSION)
 
 $(BUILD)/exipc.pc: native/exipc.pc.in $(BUILD)/.prefix
 	sed -e 's|@PREFIX@|$(abspath $(PREFIX))|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-# Every exported symbol is exipc_*, and every EXIPC_API function of exipc.h is exported.
-check-exports: $(BUILD)/libexipc.so
-	@nm -D --defined-only $< | awk '{print $$3}' | sort > $(BUILD)/exports.txt; \
-	grep -oE 'EXIPC_API[^(]*\<exipc_[a-z_]+\(' native/exipc.h | grep -oE 'exipc_[a-z_]+' | sort -u > $(BUILD)/api.txt; \
-	bad=$$(grep -v '^exipc_' $(BUILD)/exports.txt); \
-	missing=$$(comm -13 $(BUILD)/exports.txt $(BUILD)/api.txt); \
-	extra=$$(comm -23 $(BUILD)/exports.txt $(BUILD)/api.txt); \
-	echo "exports: $$(wc -l < $(BUILD)/exports.txt) symbols exported, $$(wc -l < $(BUILD)/api.txt) functions in exipc.h"; \
-	if [ -n "$$bad" ]; then echo "exports: not exipc_*: $$bad"; fi; \
-	if [ -n "$$missing" ]; then echo "exports: in exipc.h but not exported: $$missing"; fi; \
-	if [ -n "$$extra" ]; then echo "exports: exported but not in exipc.h: $$extra"; fi; \
-	[ -z "$$bad$$missing$$extra" ]
+# In both libraries every global symbol is exipc_*, and the global symbols are
+# exactly the EXIPC_API functions of exipc.h.
+check-exports: $(BUILD)/libexipc.so $(BUILD)/libexipc.a ## both libraries export exactly the EXIPC_API functions of exipc.h, all exipc_*
+	@grep -oE 'EXIPC_API[^(]*\<exipc_[a-z_0-9]+\(' native/exipc.h | grep -oE 'exipc_[a-z_0-9]+' | sort -u > $(BUILD)/api.txt; \
+	nm -D --defined-only $(BUILD)/libexipc.so | awk '$$2 != "A" {print $$3}' | sed 's/@.*//' | sort -u > $(BUILD)/exports.so.txt; \
+	nm -g --defined-only $(BUILD)/libexipc.a | awk 'NF == 3 {print $$3}' | sort -u > $(BUILD)/exports.a.txt; \
+	fail=0; for lib in so a; do f=$(BUILD)/exports.$$lib.txt; \
+	    bad=$$(grep -v '^exipc_' $$f); \
+	    missing=$$(comm -13 $$f $(BUILD)/api.txt); \
+	    extra=$$(comm -23 $$f $(BUILD)/api.txt | grep '^exipc_'); \
+	    echo "exports: libexipc.$$lib: $$(wc -l < $$f) global symbols, $$(wc -l < $(BUILD)/api.txt) functions in exipc.h"; \
+	    if [ -n "$$bad" ]; then echo "exports: libexipc.$$lib: not exipc_*:" $$bad; fail=1; fi; \
+	    if [ -n "$$missing" ]; then echo "exports: libexipc.$$lib: in exipc.h but not global:" $$missing; fail=1; fi; \
+	    if [ -n "$$extra" ]; then echo "exports: libexipc.$$lib: global but not in exipc.h:" $$extra; fail=1; fi; \
+	done; exit $$fail
 
 # ---- install ------------------------------------------------------------------
 INSTDIR = $(DESTDIR)$(abspath $(PREFIX))
 
-install: lib
+install: lib ## headers, libraries, pkg-config file into PREFIX (default /usr/local) [DESTDIR=...]
 	install -d $(INSTDIR)/include $(INSTDIR)/lib/pkgconfig
 	install -m 644 native/exipc.h $(INSTDIR)/include/exipc.h
 	install -m 644 $(BUILD)/libexipc.a $(INSTDIR)/lib/libexipc.a
@@ -149,7 +159,7 @@ install: lib
 	ln -sf libexipc.so.$(SOVERSION) $(INSTDIR)/lib/libexipc.so
 	install -m 644 $(BUILD)/exipc.pc $(INSTDIR)/lib/pkgconfig/exipc.pc
 
-uninstall:
+uninstall: ## remove what install put in PREFIX
 	rm -f $(INSTDIR)/include/exipc.h $(INSTDIR)/lib/libexipc.a $(INSTDIR)/lib/libexipc.so \
 	      $(INSTDIR)/lib/libexipc.so.$(SOVERSION) $(INSTDIR)/lib/libexipc.so.$(VERSION) \
 	      $(INSTDIR)/lib/pkgconfig/exipc.pc
@@ -160,36 +170,36 @@ RUN := native/test/run_tests.sh
 TEST_STEPS := test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race \
               test-hostile
 
-build-tests: $(call BIN_norm,$(UNIT_TESTS) $(XPROC_TESTS)) $(PEER)
+build-tests: $(call BIN_norm,$(UNIT_TESTS) $(XPROC_TESTS)) $(PEER) ## build every C test program and the stream peer, run nothing
 
 # (0) source checks: every native/test/check_*.sh (e.g. ordering labels in pairs)
 CHECK_SCRIPTS := $(wildcard native/test/check_*.sh)
-test-check:
+test-check: ## source checks: ordering labels, file layers, error texts, and that each checker can fail
 	@$(RUN) check $(CHECK_SCRIPTS)
 
 # (a) every C test program, normal build (-O2)
-test-c: $(call BIN_norm,$(UNIT_TESTS))
+test-c: $(call BIN_norm,$(UNIT_TESTS)) ## every C test program, normal build (-O2, with test hooks)
 	@$(RUN) c $^
 
 # (b) the same under ASan + UBSan (-O1)
-test-asan: $(call BIN_asan,$(UNIT_TESTS))
+test-asan: $(call BIN_asan,$(UNIT_TESTS)) ## every C test program under ASan + UBSan
 	@$(RUN) asan $^
 
 # (c) the threaded tests under TSan
-test-tsan: $(call BIN_tsan,$(TSAN_TESTS))
+test-tsan: $(call BIN_tsan,$(TSAN_TESTS)) ## the threaded C tests under TSan
 	@if [ -z "$^" ]; then echo "tsan: no threaded test (name one native/test/test_*thread*.c or set TSAN_TESTS)"; fi
 	@$(RUN) tsan $^
 
 # (d) the C<->C cross-process stream, normal and under ASan
-test-stream: $(call BIN_norm,$(XPROC_TESTS)) $(PEER)
+test-stream: $(call BIN_norm,$(XPROC_TESTS)) $(PEER) ## the C<->C cross-process stream (1,001,000 checked messages)
 	@TEST_TIMEOUT=330 EXIPC_C_PEER=$(abspath $(PEER)) $(RUN) stream $(call BIN_norm,$(XPROC_TESTS))
 
-test-stream-asan: $(call BIN_asan,$(XPROC_TESTS)) $(PEER_ASAN)
+test-stream-asan: $(call BIN_asan,$(XPROC_TESTS)) $(PEER_ASAN) ## the same under ASan + UBSan
 	@TEST_TIMEOUT=330 EXIPC_C_PEER=$(abspath $(PEER_ASAN)) $(RUN) stream-asan $(call BIN_asan,$(XPROC_TESTS))
 
 # (e) the library as a C host sees it: exports, install, pkg-config (shared and static)
 HOSTCHK := $(BUILD)/hostcheck
-test-install:
+test-install: ## install into build/prefix, build the C host with pkg-config (shared, static), run it
 	@$(MAKE) --no-print-directory lib
 	@$(MAKE) --no-print-directory check-exports
 	@rm -rf $(BUILD)/prefix $(HOSTCHK) && mkdir -p $(HOSTCHK)
@@ -213,21 +223,21 @@ test-install:
 	exit $$fail
 
 # (f) go vet and go test, reusing the C peer
-GO_FILES = $(shell find . -name '*.go' -not -path './build/*' -not -path './.git/*' 2>/dev/null | head -1)
+# The Go tests build the core with its test hooks (build tag exipc_testing,
+# which defines EXIPC_TESTING for cgo); go vet checks both variants.
 GO_TEST_FLAGS ?= -timeout 10m
+GO_TAGS       := -tags exipc_testing
 
-test-go: $(PEER)
-	@if [ -z "$(GO_FILES)" ]; then echo "go: no Go code yet, skipped"; exit 0; fi; \
-	set -ex; $(GO) vet ./...; \
-	EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test -count=1 $(GO_TEST_FLAGS) ./...
+test-go: $(PEER) ## go vet (product and test builds) and go test
+	@set -ex; $(GO) vet ./...; $(GO) vet $(GO_TAGS) ./...; \
+	EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test $(GO_TAGS) -count=1 $(GO_TEST_FLAGS) ./...
 
 # (g) the race detector, short mode
-test-race: $(PEER)
-	@if [ -z "$(GO_FILES)" ]; then echo "go: no Go code yet, skipped"; exit 0; fi; \
-	set -ex; EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test -race -count=1 -short $(GO_TEST_FLAGS) ./...
+test-race: $(PEER) ## go test -race -short
+	@set -ex; EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test $(GO_TAGS) -race -count=1 -short $(GO_TEST_FLAGS) ./...
 
 # Every step, in order; keeps going after a failure and exits non-zero if any failed.
-test:
+test: ## the whole suite, every test-* step in order (the README's test command)
 	@jobs=-j$(NPROC); case " $$MAKEFLAGS" in *" -j"*|*" j"*) jobs= ;; esac; \
 	shm_before=$$(ls /dev/shm 2>/dev/null | grep '^exipc\.' | sort); \
 	pass=0 fail=0 failed= summary=; t_all=$$(date +%s); \
@@ -245,7 +255,7 @@ test:
 	echo "test: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ]
 
-# ---- hostile peers: corruption torture and fuzzing (README, "Safety") -----------
+# ---- hostile peers: corruption torture and fuzzing (docs/safety.md, "Safety") -----------
 # test-hostile, a step of `make test`: native/test/torture_scribble (a process
 # scribbles on every region of a live domain while two victims run the whole
 # API) for TORTURE_TEST_TIME seconds, normal and under ASan+UBSan; then every
@@ -260,8 +270,8 @@ test:
 # Go findings land in testdata/fuzz/FuzzNAME and C ones belong in
 # native/fuzz/corpus/NAME once fixed: both are replayed by `make test`.
 #
-# make torture: the long torture runs, one after another, TORTURE_TIME seconds
-# each. A new torture program adds itself with `torture: torture-NAME`.
+# make torture: the long torture runs, one after another: the scribbler for
+# TORTURE_TIME seconds, then the kill torture (TORTURE_KILLS kills).
 TORTURE_TEST_TIME ?= 20
 TORTURE_TIME      ?= 600
 FUZZTIME          ?= 60s
@@ -273,7 +283,7 @@ FUZZ_HARNESSES    := $(patsubst native/fuzz/fuzz_%.c,%,$(wildcard native/fuzz/fu
 FUZZ_REPLAY       := $(patsubst %,$(BUILD)/asan/fuzz/fuzz_%_replay,$(FUZZ_HARNESSES))
 TORTURE_BIN       := $(BUILD)/test/torture_scribble
 TORTURE_BIN_ASAN  := $(BUILD)/asan/bin/torture_scribble
-FUZZ_CFLAGS       := $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
+FUZZ_CFLAGS       := $(BASE_CFLAGS) $(TEST_DEFS) -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
                      -fno-sanitize-recover=all
 # Names of the files fuzzing and torture make in /dev/shm: PREFIX-PID-N.
 HOSTILE_SHM       := fz lf torture
@@ -285,21 +295,21 @@ $(BUILD)/asan/fuzz/fuzz_%_replay: native/fuzz/fuzz_%.c native/fuzz/driver.c $(OB
 	$(CC) $(FLAGS_asan) -MMD -MP -MF $@.d -o $@ $< native/fuzz/driver.c $(OBJ_asan) $(LDLIBS)
 -include $(wildcard $(BUILD)/asan/fuzz/*.d)
 
-test-hostile: $(TORTURE_BIN) $(TORTURE_BIN_ASAN) $(FUZZ_REPLAY)
+test-hostile: $(TORTURE_BIN) $(TORTURE_BIN_ASAN) $(FUZZ_REPLAY) ## corruption scribbler (TORTURE_TEST_TIME s) and fuzz corpus replays
 	@EXIPC_TORTURE_SECONDS=$(TORTURE_TEST_TIME) EXIPC_FUZZ_CORPUS=native/fuzz/corpus \
 	    EXIPC_FUZZ_RUNS=$(FUZZ_REPLAY_RUNS) TEST_TIMEOUT=$$(( $(TORTURE_TEST_TIME) + 120 )) \
 	    $(RUN) hostile $(TORTURE_BIN) $(TORTURE_BIN_ASAN) $(FUZZ_REPLAY)
 
-fuzz: fuzz-go fuzz-c
+fuzz: fuzz-go fuzz-c ## Go fuzz targets (FUZZTIME each), then libFuzzer harnesses (CFUZZTIME s each)
 
-fuzz-go:
+fuzz-go: ## Go fuzz targets only
 	@fail=0; for t in $(GO_FUZZ_TARGETS); do \
 	    echo "== go fuzz $$t ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || fail=1; \
+	    $(GO) test $(GO_TAGS) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || fail=1; \
 	done; $(MAKE) --no-print-directory clean-hostile-shm; exit $$fail
 
 # libFuzzer comes with clang; install it from Debian's packages when root.
-fuzz-clang:
+fuzz-clang: ## check for (and, as root, install) clang-14 with libFuzzer
 	@ok() { echo 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}' | \
 	        $(CLANG_FUZZ) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; }; \
 	if ok; then exit 0; fi; \
@@ -310,7 +320,7 @@ fuzz-clang:
 	fi; \
 	ok || { echo "fuzz: SKIPPED the libFuzzer harnesses: $(CLANG_FUZZ) with -fsanitize=fuzzer is not available (apt-get install clang-14 libclang-rt-14-dev, as root)"; exit 2; }
 
-fuzz-c:
+fuzz-c: ## libFuzzer harnesses only
 	@if ! $(MAKE) --no-print-directory fuzz-clang; then exit 0; fi; \
 	mkdir -p $(BUILD)/fuzz/artifacts; fail=0; \
 	for h in $(FUZZ_HARNESSES); do \
@@ -323,29 +333,28 @@ fuzz-c:
 	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/fuzz_$$h.log; \
 	done; $(MAKE) --no-print-directory clean-hostile-shm; exit $$fail
 
-torture: torture-scribble
+torture: torture-scribble torture-kill ## the long torture runs: scribbler (TORTURE_TIME s), then kill torture (TORTURE_KILLS)
 
-torture-scribble: $(TORTURE_BIN)
+torture-scribble: $(TORTURE_BIN) ## the corruption scribbler for TORTURE_TIME seconds
 	@$(TORTURE_BIN) -t $(TORTURE_TIME); rc=$$?; $(MAKE) --no-print-directory clean-hostile-shm; exit $$rc
 
-# ---- crash cleanup: the kill torture and the detection benchmark (README, "Crash cleanup")
+# ---- crash cleanup: the kill torture and the detection benchmark (docs/safety.md, "Crash cleanup")
 # `make test` runs native/test/test_kill_torture with 200 kills (in test-c and
 # test-asan); torture-kill runs TORTURE_KILLS of them. bench-detect measures
 # how soon a blocked receiver learns of its peer's SIGKILL (DETECT_SAMPLES).
 TORTURE_KILLS  ?= 10000
 DETECT_SAMPLES ?= 200
 .PHONY: torture-kill bench-detect
-torture: torture-kill
 
-torture-kill: $(call BIN_norm,native/test/test_kill_torture.c)
+torture-kill: $(call BIN_norm,native/test/test_kill_torture.c) ## the kill torture, TORTURE_KILLS random SIGKILLs
 	@EXIPC_TORTURE_KILLS=$(TORTURE_KILLS) EXIPC_TORTURE_TIMEOUT=$$(( $(TORTURE_KILLS) / 10 + 300 )) $<
 
-bench-detect: $(BUILD)/test/bench_detect
+bench-detect: $(BUILD)/test/bench_detect ## how soon a blocked receiver learns of its peer's SIGKILL (DETECT_SAMPLES)
 	@$< $(DETECT_SAMPLES)
 
 # Files a killed fuzzer or torture left in /dev/shm: only ours (by prefix),
 # only of processes that are gone.
-clean-hostile-shm:
+clean-hostile-shm: ## remove /dev/shm files that killed fuzzers or tortures left (their pid is gone)
 	@for p in $(HOSTILE_SHM); do for f in /dev/shm/exipc.$$p-*; do \
 	    [ -e "$$f" ] || continue; pid=$${f#/dev/shm/exipc.$$p-}; pid=$${pid%%-*}; \
 	    case $$pid in ''|*[!0-9]*) continue ;; esac; \
@@ -365,10 +374,13 @@ BENCH_FLAGS ?=
 BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
-bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench
+bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
 	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
 
-bench-list: $(BENCH_DIR)/exipcbench
+bench-render: $(BENCH_DIR)/exipcbench ## rewrite bench/results/latest.md from latest.json
+	@$(BENCH_DIR)/exipcbench -render bench/results/latest.json
+
+bench-list: $(BENCH_DIR)/exipcbench ## list the benchmark workloads [BENCH=regexp]
 	@$(BENCH_DIR)/exipcbench -list $(if $(BENCH),-filter '$(value BENCH)')
 
 $(BENCH_DIR)/cbench: bench/c/cbench.c $(OBJ_norm) $(BUILD)/obj/.flags
@@ -384,12 +396,8 @@ $(BENCH_DIR)/exipcbench: FORCE
 
 # Wake-up of a parked receiver (exipc_recv PARK, exipc_poll) against a plain
 # futex wake, in one run.
-bench-wake: $(BUILD)/test/bench_wake
+bench-wake: $(BUILD)/test/bench_wake ## wake-up of a parked receiver against a plain futex wake
 	@$(BUILD)/test/bench_wake
-
-# The README's C host, built against the tree (test-install builds it against an install).
-$(BUILD)/host_example: $(BUILD)/test/host_example
-	cp $< $@
 
 # ---- the mail store example (examples/mailstore): make demo, make bench-pop3 ----
 # The store is a C host of the library (libexipc.a, SQLite); pop3d and
@@ -410,7 +418,7 @@ $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench: FORCE
 	$(GO) build -buildvcs=false -o $@ ./examples/mailstore/$(@F)
 
 .PHONY: demo bench-pop3
-demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d
+demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d ## the mail store (C, SQLite) and its POP3 front end on 127.0.0.1:DEMO_PORT
 	@set -e; db=$(MAIL_DIR)/demo.db; rm -f $$db $$db-wal $$db-shm; \
 	$(MAIL_DIR)/store seed $$db; \
 	$(MAIL_DIR)/store serve $$db $(DEMO_DOMAIN) & st=$$!; \
@@ -427,10 +435,10 @@ demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d
 	echo "Ctrl-C stops both."; \
 	wait $$pd
 
-bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench
+bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench ## POP3 RETR through the example: store over exipc vs over a Unix socket
 	@$(MAIL_DIR)/pop3bench -store $(MAIL_DIR)/store -pop3d $(MAIL_DIR)/pop3d $(POP3_BENCH_FLAGS)
 
-clean:
+clean: ## remove build/
 	rm -rf $(BUILD)
 
 FORCE:

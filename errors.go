@@ -13,8 +13,16 @@ var (
 	// ErrPeerDead: the peer closed its end or died, and everything it sent
 	// has been received.
 	ErrPeerDead = native.ErrPeerDead
-	// ErrHeapFull: no free block of the asked size.
+	// ErrHeapFull: no free block of the asked size now; the same size can
+	// succeed once blocks are freed.
 	ErrHeapFull = native.ErrHeapFull
+	// ErrTooLarge: larger than any block this domain can ever give; the
+	// error names the size asked and the limit.
+	ErrTooLarge = native.ErrTooLarge
+	// ErrDomainGone: the domain was unlinked while this process was
+	// attached; reopen it by name (a restarted server may have created it
+	// anew).
+	ErrDomainGone = native.ErrDomainGone
 	// ErrBadHandle: the handle is zero, forged, stale, freed, in flight or
 	// not owned by this process.
 	ErrBadHandle = native.ErrBadHandle

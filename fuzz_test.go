@@ -1,6 +1,8 @@
+//go:build exipc_testing
+
 package exipc
 
-// Fuzz targets for the safety model (README, "Safety"): whatever a process
+// Fuzz targets for the safety model (docs/safety.md, "Safety"): whatever a process
 // that maps a domain writes into it, another exipc process gets success or a
 // documented error from every call, never a crash, a pointer outside the
 // segment or a hang. Plain `go test` runs each target over its seeds

@@ -25,7 +25,22 @@ func newSentinel(short string) error {
 	return &sentinel{full: "exipc: " + short, short: short}
 }
 
-// The sentinel errors. Match them with errors.Is.
+// fromC is a sentinel whose text is the C core's for errno (exipc_strerror):
+// one table of texts for C and Go.
+// Errno maps that code to it.
+func fromC(errno syscall.Errno) error {
+	e := newSentinel(Strerror(-int(errno)))
+	byErrno[errno] = e
+	return e
+}
+
+// byErrno: the sentinel of every C error code that has one of its own.
+var byErrno = map[syscall.Errno]error{}
+
+// The sentinel errors. Match them with errors.Is. Those that stand for one C
+// error code take its text from the C core; the others mean something only
+// Go distinguishes (-EAGAIN as a full ring or as nothing to receive, -ENOENT
+// from connect, a closed Go object).
 var (
 	// ErrQueueFull: the ring towards the peer holds ring_capacity handles
 	// (-EAGAIN from a send). The refused handle still belongs to the sender.
@@ -33,32 +48,39 @@ var (
 	// ErrEmpty: nothing to receive or accept and the call may not block
 	// (-EAGAIN from a receive or accept with timeout 0).
 	ErrEmpty = newSentinel("nothing to receive")
-	// ErrPeerDead: the other end closed or died and everything it sent has
-	// been received (-EPIPE).
-	ErrPeerDead = newSentinel("peer closed or dead")
-	// ErrHeapFull: no free block of the asked size (-ENOMEM).
-	ErrHeapFull = newSentinel("heap full")
-	// ErrBadHandle: the handle is stale, freed, forged, in flight or out of
-	// range (-EBADMSG).
-	ErrBadHandle = newSentinel("bad handle")
-	// ErrCorrupt: shared state failed a check (-EPROTO).
-	ErrCorrupt = newSentinel("shared state corrupt")
 	// ErrNoService: no process listens on the service (-ENOENT from connect).
 	ErrNoService = newSentinel("service does not exist")
-	// ErrServiceExists: the service is taken by a live process (-EEXIST).
-	ErrServiceExists = newSentinel("service already exists")
-	// ErrIncompatible: the segment has another layout version or cache-line
-	// size (-ENOTSUP).
-	ErrIncompatible = newSentinel("incompatible domain layout")
-	// ErrInvalid: a bad argument — name, size or options (-EINVAL).
-	ErrInvalid = newSentinel("invalid argument")
 	// ErrClosed: the Domain, Listener or Chan was closed on the Go side.
 	ErrClosed = newSentinel("use of closed object")
+
+	// ErrPeerDead: the other end closed or died and everything it sent has
+	// been received (-EPIPE).
+	ErrPeerDead = fromC(syscall.EPIPE)
+	// ErrHeapFull: no free block of the asked size now (-ENOMEM).
+	ErrHeapFull = fromC(syscall.ENOMEM)
+	// ErrTooLarge: larger than any block the domain can ever give
+	// (-EMSGSIZE).
+	ErrTooLarge = fromC(syscall.EMSGSIZE)
+	// ErrBadHandle: the handle is stale, freed, forged, in flight or out of
+	// range (-EBADMSG).
+	ErrBadHandle = fromC(syscall.EBADMSG)
+	// ErrCorrupt: shared state or a message failed a check (-EPROTO).
+	ErrCorrupt = fromC(syscall.EPROTO)
+	// ErrServiceExists: the service is taken by a live process (-EEXIST).
+	ErrServiceExists = fromC(syscall.EEXIST)
+	// ErrIncompatible: the segment has another layout version or cache-line
+	// size (-ENOTSUP).
+	ErrIncompatible = fromC(syscall.ENOTSUP)
+	// ErrInvalid: a bad argument — name, size or options (-EINVAL).
+	ErrInvalid = fromC(syscall.EINVAL)
 	// ErrLimit: a table of the domain (processes, services, channels) is
 	// full (-EMFILE).
-	ErrLimit = newSentinel("domain table full")
+	ErrLimit = fromC(syscall.EMFILE)
 	// ErrForked: a forked child used its parent's domain (-EBADF).
-	ErrForked = newSentinel("domain used after fork")
+	ErrForked = fromC(syscall.EBADF)
+	// ErrDomainGone: the domain was unlinked while this process was
+	// attached (-EIDRM): reopen it by name.
+	ErrDomainGone = fromC(syscall.EIDRM)
 )
 
 // Errno converts a negative errno returned by the C core into the matching
@@ -71,33 +93,15 @@ func Errno(rc int, eagain, noent error) error {
 	if rc >= 0 {
 		return nil
 	}
-	switch e := syscall.Errno(-rc); e {
-	case syscall.EAGAIN:
-		if eagain != nil {
-			return eagain
-		}
-	case syscall.ENOENT:
-		if noent != nil {
-			return noent
-		}
-	case syscall.EPIPE:
-		return ErrPeerDead
-	case syscall.ENOMEM:
-		return ErrHeapFull
-	case syscall.EBADMSG:
-		return ErrBadHandle
-	case syscall.EPROTO:
-		return ErrCorrupt
-	case syscall.EEXIST:
-		return ErrServiceExists
-	case syscall.ENOTSUP:
-		return ErrIncompatible
-	case syscall.EINVAL:
-		return ErrInvalid
-	case syscall.EMFILE:
-		return ErrLimit
-	case syscall.EBADF:
-		return ErrForked
+	e := syscall.Errno(-rc)
+	switch {
+	case e == syscall.EAGAIN && eagain != nil:
+		return eagain
+	case e == syscall.ENOENT && noent != nil:
+		return noent
+	}
+	if s, ok := byErrno[e]; ok {
+		return s
 	}
 	return syscall.Errno(-rc)
 }

@@ -66,8 +66,8 @@ struct exipc_options {
  *             Low latency for busy channels, no CPU burnt on idle ones.
  *   SPIN      never sleep: lowest latency, one CPU busy per waiting thread.
  *             For a dedicated core per receiver.
- *   PARK      sleep at once: least CPU, a futex wake-up (~13 us here) per
- *             message that finds the receiver idle. For many idle channels. */
+ *   PARK      sleep at once: least CPU, a futex wake-up (tens of us on a
+ *             VM) per message that finds the receiver idle. For many idle channels. */
 #define EXIPC_WAIT_ADAPTIVE 0u
 #define EXIPC_WAIT_SPIN 1u
 #define EXIPC_WAIT_PARK 2u
@@ -241,14 +241,16 @@ EXIPC_API int exipc_reap(exipc_domain_t *d);
 /* exipc_stat fills *st with domain-wide counters. Returns 0. Thread-safe. */
 EXIPC_API int exipc_stat(exipc_domain_t *d, struct exipc_stat *st);
 
-/* exipc_strerror describes an exipc return value (negative errno). Never
- * returns NULL. Thread-safe. */
+/* exipc_strerror describes an exipc return value (negative errno): every code
+ * an exipc call returns has its own text; an errno passed through from a
+ * system call gets the C library's text. Go's error texts come from the same
+ * table. Never returns NULL. Thread-safe. */
 EXIPC_API const char *exipc_strerror(int err);
 
 /* ---- stubs: request/response over a channel ------------------------------ */
 
-/* A stub is a protocol's request/response layer on a channel (the seed's
- * expop). Every message is ONE heap block: a 32-byte little-endian header,
+/* A stub is a protocol's request/response layer on a channel (Exchange
+ * 2000's expop). Every message is ONE heap block: a 32-byte little-endian header,
  * then the body in the same block, so the body is never copied through a
  * socket or a second buffer.
  *

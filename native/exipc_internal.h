@@ -18,12 +18,14 @@
  *
  * Invariants (whole segment):
  *   - Holds integers, offsets and handles only, never a pointer.
- *   - Tables (procs, services, chans) change only under the CQM mutex. A
- *     change fills every field first and writes `state` last, so a holder
- *     killed half-way leaves either the old entry or a complete new one; the
- *     repair pass run when the lock is taken after a holder died finishes
- *     channel-end closes, channel frees and reaper commits (see cqm.c).
- *   - The data plane (rings, heap) never takes the mutex.
+ *   - Tables (procs, services, chans) change only under the CQM lock (an
+ *     OFD write lock on a byte of the domain file, plus hdr.lock.dirty; see
+ *     cqm.c). A change fills every field first and writes `state` last
+ *     (release), so a holder killed half-way leaves either the old entry or
+ *     a complete new one; the repair pass run when the lock is taken after a
+ *     holder died finishes channel-end closes, channel frees and reaper
+ *     commits.
+ *   - The data plane (rings, heap) never takes the lock.
  */
 #ifndef EXIPC_INTERNAL_H
 #define EXIPC_INTERNAL_H
@@ -152,6 +154,10 @@ struct proc_slot {
 
 enum { SVC_FREE = 0, SVC_LISTENING = 1 };
 
+/* Writer: the CQM lock holder (listen, service_stop), except accept_futex
+ * (bumped by connect and service_stop, under the lock) and armed (set by
+ * the owner, cleared by connect). Readers: connect and the owner without
+ * the lock (state, gen, owner: checked, never trusted), stat. */
 struct service {
     alignas(EXIPC_CACHELINE) uint32_t state;
     uint32_t gen;
@@ -174,6 +180,11 @@ struct chan_end {
                       * blocks; the channel is not freed (nor reused) until it clears this */
 };
 
+/* Writer: the CQM lock holder (connect, accept, end_close, chan_free, the
+ * reaper). Readers: both ends' data planes without the lock (gen, state,
+ * end[].closed, end[].proc: to tell a closed or dead peer), the reaper, stat.
+ * end[s].closed is written once per life (0 -> 1) by end s's close or its
+ * reaper. */
 struct chan {
     alignas(EXIPC_CACHELINE) uint32_t state;
     uint32_t gen;
@@ -274,7 +285,9 @@ struct exipc_domain {
     int fd;
     uint32_t slot, slot_gen;
     uint64_t fork_gen;
+#ifdef EXIPC_TESTING
     bool borrowed_map;        /* test hook: base belongs to another handle */
+#endif
     uint32_t wait_policy;     /* EXIPC_WAIT_*, this process's choice */
     uint32_t wake_pending;    /* exipc_wake was called (atomic) */
     /* Local cache of free blocks per small class (heap.c): alloc and free
@@ -319,17 +332,41 @@ static inline uint32_t *D_SLABS(exipc_domain_t *d) { return (uint32_t *)(d->base
 static inline struct block_meta *D_META(exipc_domain_t *d) { return (struct block_meta *)(d->base + d->L.off_meta); }
 static inline uint8_t *D_ARENA(exipc_domain_t *d) { return d->base + d->L.off_arena; }
 
+#ifdef EXIPC_TESTING
 /* Test hook: a second handle (own file description, own process slot) on
  * the SAME mapping as d, so TSan sees both sides of the rings at one
- * address. Close it before d. Not exported. */
+ * address. Close it before d. */
 int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **out);
+#endif
+
+/* Layers (each file calls only the ones above it; check_layers.sh):
+ *   util.c     clocks, futexes, names, liveness locks, fork, errors
+ *   heap.c     the slab heap
+ *   ring.c     rings, send, take, doorbells, "is the peer gone"
+ *   cqm.c      the table lock and the table primitives
+ *   reap.c     the reaper
+ *   wait.c     blocking receive, poll, doorbell waits
+ *   bind.c     register, listen, accept, connect, close
+ *   segment.c  open, close, unlink, stat
+ *   stub.c     the C stubs, over the public API */
 
 /* util.c */
 int64_t now_ns(void);
 int futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void futex_wake(uint32_t *addr, int n);
+/* What one sliced wait ended with (futex_wait_slice). */
+enum { WAIT_WOKEN = 0, WAIT_SLICE = 1, WAIT_DEADLINE = 2 };
+/* Sleeps on *addr while it holds `seen`, for at most WAIT_SLICE_NS and never
+ * past `deadline` (now_ns() clock): WAIT_DEADLINE if the deadline had passed
+ * (no sleep), WAIT_SLICE if the slice ran out (time to re-check liveness),
+ * else WAIT_WOKEN (woken, value changed, or a signal). */
+int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline);
+/* Bumps the futex word *addr (acq_rel) and wakes every waiter on it. */
+void bump_wake(uint32_t *addr);
+int ncpus(void); /* CPUs this process may run on (cached) */
 bool valid_name(const char *s, size_t max);
 bool slot_alive(exipc_domain_t *d, uint32_t slot);
+bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 int check_fork(exipc_domain_t *d);
 uint64_t exipc_fork_generation(void);
 
@@ -345,27 +382,45 @@ uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owne
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
 
 /* ring.c */
+#define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
+#define SLEEP_DOORBELL 2u /* ring.sleeping: consumer waits on its doorbell */
 void ring_reset(exipc_domain_t *d, uint32_t chan);
 void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r);
 void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r);
-int ncpus(void); /* CPUs this process may run on (cached) */
-#define SPIN_BEFORE_PARK_NS 20000ll /* adaptive waits spin this long: about two futex round trips */
-
-/* wait.c */
-#define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
-#define SLEEP_DOORBELL 2u /* ring.sleeping: consumer waits on its doorbell */
+int64_t ring_refresh_tail(exipc_chan_t *c);
+int ring_take(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t avail);
 void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit);
 void listener_bell(exipc_domain_t *d, uint32_t service);
+bool chan_peer_gone(exipc_chan_t *c);
+#define SPIN_BEFORE_PARK_NS 20000ll /* adaptive waits spin this long: about two futex round trips */
+
+/* Is channel ch waiting in the backlog of service `svc` (generation gen),
+ * with its client end still open? The test accept, listener readiness and
+ * service_stop share. */
+static inline bool chan_pending_on(const struct chan *ch, uint32_t svc, uint32_t gen)
+{
+    return ATOM_LOAD_RELAXED(&ch->state) == CHAN_PENDING && ATOM_LOAD_RELAXED(&ch->service) == svc &&
+           ATOM_LOAD_RELAXED(&ch->service_gen) == gen && !ATOM_LOAD_RELAXED(&ch->end[1].closed);
+}
 
 /* cqm.c */
 #define NO_PROC 0xffffffffu
 int cqm_lock(exipc_domain_t *d);
+int cqm_lock_for(exipc_domain_t *d, int64_t call_deadline);
 int cqm_lock_until(exipc_domain_t *d, int64_t deadline_ns);
 void cqm_unlock(exipc_domain_t *d);
-int cqm_register(exipc_domain_t *d);
+int cqm_take_slot(exipc_domain_t *d);
 void cqm_release_slot(exipc_domain_t *d, uint32_t slot);
-bool chan_peer_gone(exipc_chan_t *c);
+void slot_free(exipc_domain_t *d, uint32_t i);
+void end_close(exipc_domain_t *d, uint32_t i, uint32_t s);
+void chan_free_if_done(exipc_domain_t *d, uint32_t i);
+void service_stop(exipc_domain_t *d, uint32_t i);
+void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 
+/* bind.c */
+int cqm_register(exipc_domain_t *d);
+
+/* reap.c */
 /* What one reaper found for one slot (see cqm.c, "The reaper"). */
 enum reap_outcome {
     REAP_CLEANED = 0, /* this call cleaned it */
@@ -376,18 +431,24 @@ enum reap_outcome {
 struct reap_tally {
     uint32_t cleaned, already, busy, alive, takeovers;
 };
+#ifdef EXIPC_TESTING
 /* Reaps slot `slot` if its owner is dead. Returns an outcome or a negative
  * errno (-ETIMEDOUT: lock, -ENOMEM). */
 int cqm_reap_slot(exipc_domain_t *d, uint32_t slot, struct reap_tally *t);
+#endif
+/* Reaps every dead slot with the lock held, for a caller without a slot to
+ * claim with (registration into a full table). */
+void reap_dead_locked(exipc_domain_t *d);
 /* Reaps every dead slot; with wait_busy, also waits (bounded) until reapers
  * active in other threads or processes are done. Returns how many this call
  * cleaned, or a negative errno if it cleaned none and a lock failed. */
 int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t);
 
-/* Test hook, not exported: when set, called at the named kill points of the
- * queue manager and the reaper ("lock", "reap.claimed", ...; see cqm.c), so a
- * test can SIGKILL the process exactly there. NULL in production: one
- * predictable branch per point. */
+/* Kill points: in test builds (-DEXIPC_TESTING) a test sets exipc__kill_point
+ * and is called at the named points of the queue manager, the reaper and send
+ * ("lock", "reap.claimed", "send.unpublished", ...), so it can SIGKILL the
+ * process exactly there. The product compiles them to nothing. */
+#ifdef EXIPC_TESTING
 extern void (*exipc__kill_point)(const char *point);
 #define KILL_POINT(name)                                                        \
     do {                                                                        \
@@ -395,5 +456,8 @@ extern void (*exipc__kill_point)(const char *point);
         if (__builtin_expect(kp_ != NULL, 0))                                   \
             kp_(name);                                                          \
     } while (0)
+#else
+#define KILL_POINT(name) ((void)0)
+#endif
 
 #endif /* EXIPC_INTERNAL_H */

@@ -1,10 +1,11 @@
 /*
  * exipc_testhook.h — test-only views of a domain's shared layout.
  *
- * Not installed and not exported from libexipc.so (hidden visibility, no
- * EXIPC_API): the Go fuzz targets (through cgo_bridge.go), the C fuzz
+ * Compiled only into test builds (-DEXIPC_TESTING; Go: the build tag
+ * exipc_testing, native/cgo_testhook.go): the Go fuzz targets, the C fuzz
  * harnesses and the corruption torture use it to find the regions of a
- * domain's file that they scribble on, without hard-coding offsets.
+ * domain's file that they scribble on, without hard-coding offsets. Not
+ * installed; the product libraries have none of it.
  */
 #ifndef EXIPC_TESTHOOK_H
 #define EXIPC_TESTHOOK_H
@@ -12,6 +13,10 @@
 #include <stdint.h>
 
 #include "exipc.h"
+
+#ifndef EXIPC_TESTING
+#error "exipc_testhook.h is for test builds: compile with -DEXIPC_TESTING"
+#endif
 
 /* Every offset is in bytes from the start of the segment (or of the struct
  * named in the field's prefix); every size in bytes. */

@@ -144,7 +144,7 @@ static int64_t carve(exipc_domain_t *d, uint32_t c)
         ATOM_STORE_RELAXED(&m[g].next, b + 1 < nblocks ? (uint32_t)(g + stride + 1) : 0);
     }
     for (uint64_t i = 1; i < k; i++)
-        ATOM_STORE_RELEASE(&D_SLABS(d)[s + i], (c + 1) | SLAB_CONT);
+        ATOM_STORE_RELEASE(&D_SLABS(d)[s + i], (c + 1) | SLAB_CONT); /* S1 -> S1': class before blocks */
     ATOM_STORE_RELEASE(&D_SLABS(d)[s], c + 1); /* S1 -> S1': class before blocks */
     if (nblocks > 1)
         push_chain(d, c, g0 + stride, g0 + (nblocks - 1) * stride);
@@ -153,11 +153,11 @@ static int64_t carve(exipc_domain_t *d, uint32_t c)
 
 static void cache_lock(exipc_domain_t *d)
 {
-    while (ATOM_XCHG_SEQCST(&d->cache_lock, 1u) != 0)
+    while (ATOM_XCHG_SEQCST(&d->cache_lock, 1u) != 0) /* L1 -> L1: cache before unlock */
         cpu_relax();
 }
 
-static void cache_unlock(exipc_domain_t *d) { ATOM_STORE_RELEASE(&d->cache_lock, 0u); }
+static void cache_unlock(exipc_domain_t *d) { ATOM_STORE_RELEASE(&d->cache_lock, 0u); } /* L1 -> L1: cache before unlock */
 
 /* Takes a block from the local cache of class c and makes it ours. Returns
  * its granule and generation, or -1 if the cache is empty (or the block was
@@ -175,13 +175,12 @@ static int64_t cache_take(exipc_domain_t *d, uint32_t c, uint32_t size, uint32_t
         if (n == 0)
             return -1;
         struct block_meta *m = &D_META(d)[g];
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m->word);
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m->word); /* H3 -> H3': len before ownership moves */
         uint32_t gen = (uint32_t)(w >> 32);
         if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || gen == 0 || gen > GEN_MAX)
             continue;
         ATOM_STORE_RELAXED(&m->len, size);
-        /* H3 -> H3': len before ownership moves */
-        if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
+        if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot)))) /* H3 -> H3': len before ownership moves */
             continue;
         *genp = gen;
         return (int64_t)g;
@@ -196,9 +195,9 @@ static void cache_return(exipc_domain_t *d, uint32_t c, const uint32_t *gs, uint
     int64_t first = -1, last = -1;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t g = gs[i];
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word);
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word); /* H3 -> H3': len before ownership moves */
         if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) ||
-            !ATOM_CAS(&m[g].word, &w, pack_word((uint32_t)(w >> 32), OWN_FREE)))
+            !ATOM_CAS(&m[g].word, &w, pack_word((uint32_t)(w >> 32), OWN_FREE))) /* H3 -> H3': len before ownership moves */
             continue; /* changed behind our back: not ours to push */
         if (last >= 0)
             ATOM_STORE_RELAXED(&m[last].next, (uint32_t)(g + 1));
@@ -230,13 +229,12 @@ int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
     if (g < 0)
         return (int)g;
     struct block_meta *m = &D_META(d)[g];
-    uint64_t w = ATOM_LOAD_ACQUIRE(&m->word);
+    uint64_t w = ATOM_LOAD_ACQUIRE(&m->word); /* H3 -> H3': len before ownership moves */
     uint32_t gen = (uint32_t)(w >> 32);
     if ((uint32_t)w != OWN_FREE || gen == 0 || gen > GEN_MAX)
         return -EPROTO; /* a block on a free list that is not free: scribbled */
     ATOM_STORE_RELAXED(&m->len, (uint32_t)size);
-    /* H3 -> H3': len before ownership moves */
-    if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
+    if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot)))) /* H3 -> H3': len before ownership moves */
         return -EPROTO;
     *out = ((uint64_t)gen << 32) | (uint64_t)g;
     return 0;
@@ -250,8 +248,7 @@ void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
     if (d == NULL || check_fork(d) != 0 || handle_parts(d, h, &gen, &g, &c) != 0)
         return NULL;
     struct block_meta *m = &D_META(d)[g];
-    /* H3 -> H3': len before ownership moves */
-    if (ATOM_LOAD_ACQUIRE(&m->word) != pack_word(gen, OWNER(OWN_PROC, d->slot)))
+    if (ATOM_LOAD_ACQUIRE(&m->word) != pack_word(gen, OWNER(OWN_PROC, d->slot))) /* H3 -> H3': len before ownership moves */
         return NULL;
     uint32_t n = ATOM_LOAD_RELAXED(&m->len);
     if (n == 0 || n > class_bytes((uint32_t)c))
@@ -271,8 +268,7 @@ int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t t
     if (handle_parts(d, h, &gen, &g, &c) != 0)
         return -EBADMSG;
     uint64_t want = pack_word(gen, from);
-    /* H3 -> H3': len before ownership moves */
-    return ATOM_CAS(&D_META(d)[g].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG;
+    return ATOM_CAS(&D_META(d)[g].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
 }
 
 /* Frees h if `owner` owns it. */
@@ -281,7 +277,7 @@ int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t t
 static int free_shared(exipc_domain_t *d, uint64_t g, uint32_t gen, uint32_t c, uint32_t owner)
 {
     uint64_t want = pack_word(gen, owner);
-    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWN_FREE)))
+    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWN_FREE))) /* H3 -> H3': len before ownership moves */
         return -EBADMSG;
     push_chain(d, c, g, g);
     return 0;
@@ -314,7 +310,7 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
     /* Into the local cache: the new generation refuses the old handle at
      * once, and the block stays off the shared head. */
     uint64_t want = pack_word(gen, OWNER(OWN_PROC, d->slot));
-    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWNER(OWN_CACHED, d->slot))))
+    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWNER(OWN_CACHED, d->slot)))) /* H3 -> H3': len before ownership moves */
         return -EBADMSG;
     uint32_t spill[HEAP_CACHE_FLUSH];
     uint32_t nspill = 0;
@@ -342,7 +338,7 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
         if (ns_ > (d)->L.nslabs)                                                   \
             ns_ = (d)->L.nslabs;                                                   \
         for (uint64_t s_ = 0; s_ < ns_; s_++) {                                    \
-            uint32_t sc_ = ATOM_LOAD_ACQUIRE(&D_SLABS(d)[s_]);                     \
+            uint32_t sc_ = ATOM_LOAD_ACQUIRE(&D_SLABS(d)[s_]); /* S1 -> S1': class before blocks */ \
             if (sc_ == 0 || (sc_ & SLAB_CONT) || sc_ - 1 >= (d)->L.nclasses)       \
                 continue;                                                          \
             uint32_t c = sc_ - 1;                                                  \
@@ -364,12 +360,12 @@ uint64_t heap_release_owner(exipc_domain_t *d, uint32_t kind, uint32_t id)
     uint32_t owner = OWNER(kind, id);
     struct block_meta *m = D_META(d);
     FOR_EACH_BLOCK(d, g, c, {
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word);
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word); /* H3 -> H3': len before ownership moves */
         if ((uint32_t)w == owner) {
             uint32_t gen = (uint32_t)(w >> 32);
             if (gen == 0 || gen > GEN_MAX)
                 gen = 1;
-            if (ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) {
+            if (ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) { /* H3 -> H3': len before ownership moves */
                 push_chain(d, c, g, g);
                 n++;
             }
@@ -389,12 +385,12 @@ uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owne
     FOR_EACH_BLOCK(d, g, c, {
         /* Acquire: whatever the owner's writer did before its CAS (binding
          * the channel it sends on) is visible to doomed(). */
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word);
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word); /* H3 -> H3': len before ownership moves */
         uint32_t owner = (uint32_t)w;
         uint32_t gen = (uint32_t)(w >> 32);
         exipc_handle_t h = ((uint64_t)gen << 32) | g;
         if (owner != OWN_FREE && gen != 0 && gen <= GEN_MAX && doomed(arg, owner, h) &&
-            ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) {
+            ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) { /* H3 -> H3': len before ownership moves */
             push_chain(d, c, g, g);
             n++;
         }

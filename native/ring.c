@@ -23,20 +23,6 @@
 
 #include "exipc_internal.h"
 
-#define SPIN_NS SPIN_BEFORE_PARK_NS
-
-int ncpus(void)
-{
-    static int n; /* benign race: every thread computes the same value */
-    int v = ATOM_LOAD_RELAXED(&n);
-    if (v == 0) {
-        cpu_set_t set;
-        v = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
-        ATOM_STORE_RELAXED(&n, v);
-    }
-    return v;
-}
-
 void ring_reset(exipc_domain_t *d, uint32_t chan)
 {
     for (uint32_t r = 0; r < 2; r++) {
@@ -45,6 +31,25 @@ void ring_reset(exipc_domain_t *d, uint32_t chan)
         ATOM_STORE_RELAXED(&rg->head, 0);
         ATOM_STORE_RELAXED(&rg->sleeping, 0);
     }
+}
+
+/* Sets `bit` in slot's ready bitmap and rings its doorbell (wait.c). */
+void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit)
+{
+    if (slot >= d->L.max_procs || bit >= d->L.ready_words * 64u)
+        return;
+    uint64_t *words = D_READY(d, slot);
+    __atomic_fetch_or(&words[bit / 64], 1ull << (bit % 64), __ATOMIC_SEQ_CST);
+    struct proc_slot *p = D_PROC(d, slot);
+    bump_wake(&p->doorbell); /* D1 -> D1: work before doorbell */
+}
+
+/* Called by connect after it queued a channel on service si. */
+void listener_bell(exipc_domain_t *d, uint32_t si)
+{
+    struct service *sv = D_SVC(d, si);
+    if (ATOM_LOAD_SEQCST(&sv->armed) != 0 && ATOM_XCHG_SEQCST(&sv->armed, 0u) != 0)
+        doorbell_ring(d, ATOM_LOAD_RELAXED(&sv->owner), 2 * d->L.max_chans + si);
 }
 
 /* The producer side of the Dekker pair: called after publishing tail (or
@@ -72,7 +77,7 @@ void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r)
 void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r)
 {
     struct ring *rg = D_RING(d, chan, r);
-    uint64_t head = ATOM_LOAD_ACQUIRE(&rg->head);
+    uint64_t head = ATOM_LOAD_ACQUIRE(&rg->head); /* R2 -> A2: slot consumed before head */
     uint64_t tail = ATOM_LOAD_ACQUIRE(&rg->tail); /* R1 -> A1: slot before tail */
     uint64_t cap = d->L.ring_capacity;
     if (tail - head > cap) /* scribbled: free what the heap says is in flight here */
@@ -131,7 +136,7 @@ int exipc_send(exipc_chan_t *c, exipc_handle_t h)
 }
 
 /* Re-reads tail; returns how many are ready, or -EPROTO. */
-static int64_t refresh_tail(exipc_chan_t *c)
+int64_t ring_refresh_tail(exipc_chan_t *c)
 {
     uint64_t tail = ATOM_LOAD_SEQCST(&c->rx->tail); /* R1 -> A1: slot before tail */
     if (tail < c->rx_head || tail - c->rx_head > c->mask + 1)
@@ -140,101 +145,14 @@ static int64_t refresh_tail(exipc_chan_t *c)
     return (int64_t)(tail - c->rx_head);
 }
 
-/* Has the peer closed (or died)? Then whatever it sent before is in the ring
- * already (C1), so re-read tail to decide between data and -EPIPE. */
-static int64_t closed_or_ready(exipc_chan_t *c, bool check_liveness)
+/* Takes up to max of the `avail` handles ready in c's receive ring (avail > 0,
+ * as ring_refresh_tail or the tail cache said), moving each from in flight
+ * to owned by this process. Returns how many, or -EBADMSG for a slot that
+ * held no block in flight here (the slot is skipped). */
+int ring_take(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t avail)
 {
-    struct chan *ch = D_CHAN(c->d, c->idx);
-    bool gone = c->peer_dead || ATOM_LOAD_SEQCST(&ch->end[1 - c->side].closed); /* C1 -> A1 */
-    if (!gone && check_liveness && chan_peer_gone(c)) {
-        gone = true;
-        cqm_reap_all(c->d, false, NULL); /* clean up after it now (a reaper already at it is not waited for) */
-    }
-    int64_t avail = refresh_tail(c);
-    if (avail != 0)
-        return avail;
-    if (gone) {
-        c->peer_dead = 1;
-        return -EPIPE;
-    }
-    return 0;
-}
-
-/* Waits until something is in the ring. Returns the count ready or an error. */
-static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
-{
-    int64_t avail = closed_or_ready(c, false);
-    if (avail != 0)
-        return avail;
-    if (timeout_ns == 0) {
-        /* A poller that never parks still notices a silent death, rarely
-         * enough that polling stays free of system calls. */
-        avail = (++c->empty_polls & 4095) == 0 ? closed_or_ready(c, true) : 0;
-        return avail != 0 ? avail : -EAGAIN;
-    }
-    int64_t start = now_ns();
-    int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-    /* With one CPU the producer cannot run while we spin: park at once. */
-    int64_t spin = ncpus() > 1 ? SPIN_NS : 0;
-    if (c->d->wait_policy == EXIPC_WAIT_PARK)
-        spin = 0;
-    else if (c->d->wait_policy == EXIPC_WAIT_SPIN)
-        spin = INT64_MAX / 2; /* until the deadline; the loop below still parks past it */
-    int64_t spin_end = start + (timeout_ns > 0 && timeout_ns < spin ? timeout_ns : spin);
-    int64_t next_check = start + WAIT_SLICE_NS;
-    for (uint32_t i = 1;; i++) {
-        cpu_relax();
-        if (ATOM_LOAD_RELAXED(&c->rx->tail) != c->rx_head)
-            return closed_or_ready(c, false);
-        if ((i & 63) != 0)
-            continue;
-        int64_t now = now_ns();
-        if (now >= spin_end)
-            break;
-        if (now >= next_check) { /* a long spin still notices a closed or dead peer */
-            next_check = now + WAIT_SLICE_NS;
-            avail = closed_or_ready(c, true);
-            if (avail != 0)
-                return avail;
-        }
-    }
-    for (;;) {
-        ATOM_STORE_SEQCST(&c->rx->sleeping, 1u);
-        avail = closed_or_ready(c, false);
-        if (avail != 0) {
-            ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
-            return avail;
-        }
-        int64_t now = now_ns();
-        if (now >= deadline) {
-            ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
-            return -ETIMEDOUT;
-        }
-        int64_t slice = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
-        int w = futex_wait(&c->rx->sleeping, 1u, slice);
-        ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
-        avail = closed_or_ready(c, w == -ETIMEDOUT);
-        if (avail != 0)
-            return avail;
-    }
-}
-
-int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns)
-{
-    if (c == NULL || hs == NULL || max == 0)
-        return -EINVAL;
     exipc_domain_t *d = c->d;
-    int rc = check_fork(d);
-    if (rc != 0)
-        return rc;
     uint64_t head = c->rx_head;
-    int64_t avail = (int64_t)(c->rx_tail_cache - head);
-    if ((uint64_t)avail < max)
-        avail = refresh_tail(c);
-    if (avail == 0)
-        avail = wait_ready(c, timeout_ns);
-    if (avail < 0)
-        return (int)avail;
     size_t k = (uint64_t)avail < max ? (size_t)avail : max;
     uint32_t me = OWNER(OWN_PROC, d->slot);
     for (size_t i = 0; i < k; i++) {
@@ -256,8 +174,26 @@ int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t ti
     return (int)k;
 }
 
-int exipc_recv(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns)
+/* The data plane's one question about its peer: has it closed, died, or
+ * lost the channel? (A pending channel's peer is the service's owner.) */
+bool chan_peer_gone(exipc_chan_t *c)
 {
-    int rc = exipc_recv_batch(c, h, 1, timeout_ns);
-    return rc < 0 ? rc : 0;
+    exipc_domain_t *d = c->d;
+    struct chan *ch = D_CHAN(d, c->idx);
+    if (ATOM_LOAD_RELAXED(&ch->gen) != c->gen || ATOM_LOAD_ACQUIRE(&ch->state) == CHAN_FREE) /* K1 -> K1': channel fields before state */
+        return true;
+    uint32_t peer = 1 - c->side;
+    if (ATOM_LOAD_ACQUIRE(&ch->end[peer].closed)) /* C1 -> A1 */
+        return true;
+    if (ATOM_LOAD_ACQUIRE(&ch->state) == CHAN_PENDING) { /* K1 -> K1': channel fields before state */
+        /* Not accepted yet: the peer is whoever listens on the service. */
+        uint32_t si = ATOM_LOAD_RELAXED(&ch->service);
+        if (si >= d->L.max_chans)
+            return true;
+        struct service *sv = D_SVC(d, si);
+        if (ATOM_LOAD_ACQUIRE(&sv->state) != SVC_LISTENING || ATOM_LOAD_RELAXED(&sv->gen) != ATOM_LOAD_RELAXED(&ch->service_gen)) /* V1 -> V1': service fields before state */
+            return true;
+        return !proc_alive(d, ATOM_LOAD_RELAXED(&sv->owner), ATOM_LOAD_RELAXED(&sv->owner_gen));
+    }
+    return !proc_alive(d, ATOM_LOAD_RELAXED(&ch->end[peer].proc), ATOM_LOAD_RELAXED(&ch->end[peer].proc_gen));
 }

@@ -206,8 +206,7 @@ static int attach_segment(int fd, struct layout *L, uint8_t **basep)
             if (m == MAP_FAILED)
                 return -errno;
             struct seg_hdr *h = m;
-            /* R0 -> A0: params before ready */
-            uint32_t ready = ATOM_LOAD_ACQUIRE(&h->p.ready);
+            uint32_t ready = ATOM_LOAD_ACQUIRE(&h->p.ready); /* R0 -> A0: params before ready */
             if (ready == 1)
                 memcpy(&p, &h->p, sizeof p);
             munmap(m, sizeof(struct seg_hdr));
@@ -237,6 +236,33 @@ static int attach_segment(int fd, struct layout *L, uint8_t **basep)
     return 0;
 }
 
+/* A fresh handle: no file, no mapping, local locks ready. */
+static void domain_init(exipc_domain_t *d, uint32_t wait_policy)
+{
+    d->fork_gen = exipc_fork_generation();
+    d->fd = -1;
+    d->wait_policy = wait_policy;
+    pthread_mutex_init(&d->cqm_mu, NULL);
+    pthread_mutex_init(&d->objs_lock, NULL);
+}
+
+/* Undoes domain_init and whatever open added: the mapping (unless it is
+ * borrowed), the file (and with it the liveness lock), the handle. */
+static void domain_free(exipc_domain_t *d)
+{
+    bool own_map = d->base != NULL;
+#ifdef EXIPC_TESTING
+    own_map = own_map && !d->borrowed_map;
+#endif
+    if (own_map)
+        munmap(d->base, d->L.total_size);
+    if (d->fd >= 0)
+        close(d->fd);
+    pthread_mutex_destroy(&d->cqm_mu);
+    pthread_mutex_destroy(&d->objs_lock);
+    free(d);
+}
+
 int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t **out)
 {
     char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1];
@@ -257,11 +283,7 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
     exipc_domain_t *d = calloc(1, sizeof *d);
     if (d == NULL)
         return -ENOMEM;
-    d->fork_gen = exipc_fork_generation();
-    d->fd = -1;
-    d->wait_policy = opt ? opt->wait_policy : EXIPC_WAIT_ADAPTIVE;
-    pthread_mutex_init(&d->cqm_mu, NULL);
-    pthread_mutex_init(&d->objs_lock, NULL);
+    domain_init(d, opt ? opt->wait_policy : EXIPC_WAIT_ADAPTIVE);
 
     for (int attempt = 0;; attempt++) {
         int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -275,8 +297,7 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
                 goto fail;
             }
             heap_init(d);
-            /* R0 -> A0: params before ready */
-            ATOM_STORE_RELEASE(&D_HDR(d)->p.ready, 1u);
+            ATOM_STORE_RELEASE(&D_HDR(d)->p.ready, 1u); /* R0 -> A0: params before ready */
             ofd_lock(fd, CREATE_LOCK_BYTE, F_UNLCK);
             break;
         }
@@ -313,13 +334,7 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
     *out = d;
     return 0;
 fail:
-    if (d->base != NULL)
-        munmap(d->base, d->L.total_size);
-    if (d->fd >= 0)
-        close(d->fd);
-    pthread_mutex_destroy(&d->cqm_mu);
-    pthread_mutex_destroy(&d->objs_lock);
-    free(d);
+    domain_free(d);
     return rc;
 }
 
@@ -342,15 +357,11 @@ int exipc_close(exipc_domain_t *d)
         d->listeners = l->next;
         free(l);
     }
-    if (!d->borrowed_map)
-        munmap(d->base, d->L.total_size);
-    close(d->fd); /* drops the liveness lock */
-    pthread_mutex_destroy(&d->cqm_mu);
-    pthread_mutex_destroy(&d->objs_lock);
-    free(d);
+    domain_free(d); /* closing the file drops the liveness lock */
     return 0;
 }
 
+#ifdef EXIPC_TESTING
 int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **out)
 {
     char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1];
@@ -360,29 +371,26 @@ int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **o
     exipc_domain_t *e = calloc(1, sizeof *e);
     if (e == NULL)
         return -ENOMEM;
-    e->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (e->fd < 0) {
-        free(e);
-        return -errno;
-    }
+    domain_init(e, d->wait_policy);
+    e->fork_gen = d->fork_gen;
     e->base = d->base;
     e->L = d->L;
     e->borrowed_map = true;
-    e->fork_gen = d->fork_gen;
-    e->wait_policy = d->wait_policy;
-    pthread_mutex_init(&e->cqm_mu, NULL);
-    pthread_mutex_init(&e->objs_lock, NULL);
+    e->fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (e->fd < 0) {
+        rc = -errno;
+        domain_free(e);
+        return rc;
+    }
     rc = cqm_register(e);
     if (rc != 0) {
-        close(e->fd);
-        pthread_mutex_destroy(&e->cqm_mu);
-        pthread_mutex_destroy(&e->objs_lock);
-        free(e);
+        domain_free(e);
         return rc;
     }
     *out = e;
     return 0;
 }
+#endif
 
 int exipc_unlink(const char *name)
 {
@@ -402,14 +410,14 @@ int exipc_stat(exipc_domain_t *d, struct exipc_stat *st)
         return rc;
     memset(st, 0, sizeof *st);
     for (uint32_t i = 0; i < d->L.max_procs; i++)
-        if (ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i))
+        if (ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i)) /* P1 -> P1': slot fields before state */
             st->procs_alive++;
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
         struct chan *ch = D_CHAN(d, i);
-        if (ATOM_LOAD_ACQUIRE(&ch->state) != CHAN_FREE &&
-            !(ATOM_LOAD_ACQUIRE(&ch->end[0].closed) && ATOM_LOAD_ACQUIRE(&ch->end[1].closed)))
+        if (ATOM_LOAD_ACQUIRE(&ch->state) != CHAN_FREE && /* K1 -> K1': channel fields before state */
+            !(ATOM_LOAD_ACQUIRE(&ch->end[0].closed) && ATOM_LOAD_ACQUIRE(&ch->end[1].closed))) /* C1 -> A1: closed after last publication */
             st->chans_bound++;
-        if (ATOM_LOAD_ACQUIRE(&D_SVC(d, i)->state) == SVC_LISTENING)
+        if (ATOM_LOAD_ACQUIRE(&D_SVC(d, i)->state) == SVC_LISTENING) /* V1 -> V1': service fields before state */
             st->services++;
     }
     st->heap_bytes_total = d->L.arena_size;

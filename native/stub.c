@@ -1,5 +1,5 @@
 /*
- * stub.c — request/response stubs over channels (the seed's expop/drviis).
+ * stub.c — request/response stubs over channels (Exchange 2000's expop and drviis).
  *
  * Every message is one heap block: the 32-byte little-endian header of
  * exipc.h, then the body. Only public calls are used here: a stub is a C
@@ -221,7 +221,7 @@ static void drop_conn(exipc_stub_server_t *s, size_t i)
 }
 
 /* Sends what waits in c's outbox, in order. Returns 0, or -EPIPE. */
-static int flush_outbox(exipc_stub_server_t *s, struct conn *c)
+static int flush_outbox(struct conn *c)
 {
     if (c->nout == 0)
         return 0;
@@ -229,10 +229,9 @@ static int flush_outbox(exipc_stub_server_t *s, struct conn *c)
     if (n == -EAGAIN)
         return 0;
     if (n < 0)
-        return n == -EPIPE ? -EPIPE : n;
+        return n;
     memmove(c->out, c->out + n, (c->nout - (size_t)n) * sizeof c->out[0]);
     c->nout -= (size_t)n;
-    (void)s;
     return 0;
 }
 
@@ -355,7 +354,7 @@ static int serve_pass(exipc_stub_server_t *s, int *pending_out)
     accept_all(s);
     for (size_t i = 0; i < s->nconns;) {
         struct conn *c = s->conns[i];
-        if (flush_outbox(s, c) == -EPIPE) {
+        if (flush_outbox(c) == -EPIPE) {
             drop_conn(s, i);
             continue;
         }

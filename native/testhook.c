@@ -1,8 +1,9 @@
 /*
  * testhook.c — test-only views of the shared layout (see exipc_testhook.h).
- * Reads nothing from shared memory: offsets come from layout_compute() and
+ * Compiled only with -DEXIPC_TESTING. Reads nothing from shared memory: offsets come from layout_compute() and
  * the struct definitions, as in every process.
  */
+#ifdef EXIPC_TESTING
 #include <stddef.h>
 
 #include "exipc_internal.h"
@@ -60,3 +61,5 @@ void exipc__mapping(exipc_domain_t *d, void **base, uint64_t *len)
     *base = d->base;
     *len = d->L.total_size;
 }
+
+#endif /* EXIPC_TESTING */

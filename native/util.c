@@ -4,12 +4,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "exipc_internal.h"
+
+#ifdef EXIPC_TESTING
+void (*exipc__kill_point)(const char *point); /* see KILL_POINT */
+#endif
 
 int64_t now_ns(void)
 {
@@ -38,6 +43,35 @@ int futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns)
 void futex_wake(uint32_t *addr, int n)
 {
     syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+/* CPUs this process may run on, computed once. */
+int ncpus(void)
+{
+    static int n; /* benign race: every thread computes the same value */
+    int v = ATOM_LOAD_RELAXED(&n);
+    if (v == 0) {
+        cpu_set_t set;
+        v = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 2;
+        ATOM_STORE_RELAXED(&n, v);
+    }
+    return v;
+}
+
+int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline)
+{
+    int64_t now = now_ns();
+    if (now >= deadline)
+        return WAIT_DEADLINE;
+    int64_t left = deadline - now;
+    int rc = futex_wait(addr, seen, left < WAIT_SLICE_NS ? left : WAIT_SLICE_NS);
+    return rc == -ETIMEDOUT ? WAIT_SLICE : WAIT_WOKEN;
+}
+
+void bump_wake(uint32_t *addr)
+{
+    ATOM_FETCH_ADD(addr, 1u);
+    futex_wake(addr, 0x7fffffff);
 }
 
 bool valid_name(const char *s, size_t max)
@@ -77,6 +111,16 @@ bool slot_alive(exipc_domain_t *d, uint32_t slot)
     return fl.l_type != F_UNLCK;
 }
 
+/* Is slot `slot`, registered with generation `gen`, a live process? */
+bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen)
+{
+    if (slot >= d->L.max_procs)
+        return false;
+    struct proc_slot *p = D_PROC(d, slot);
+    return ATOM_LOAD_ACQUIRE(&p->state) == PROC_ALIVE && ATOM_LOAD_RELAXED(&p->gen) == gen && /* P1 -> P1': slot fields before state */
+           slot_alive(d, slot);
+}
+
 /* fork() gives the child the parent's mapping and the parent's open file
  * description, hence its liveness lock: a child that used the domain would
  * pass for its parent. Every CQM call and the data plane check this counter,
@@ -103,27 +147,45 @@ int check_fork(exipc_domain_t *d)
     return d->fork_gen == ATOM_LOAD_RELAXED(&fork_generation) ? 0 : -EBADF;
 }
 
+/* The one table of error texts: exipc_strerror in C, and the Go errors'
+ * texts (native/errors.go takes them from here). Every code an exipc call
+ * returns has its own line. */
+static const struct {
+    int code;
+    const char *text;
+} error_texts[] = {
+    {0, "success"},
+    {-EAGAIN, "would block: ring full, or nothing to receive or accept"},
+    {-EPIPE, "peer closed or dead"},
+    {-ETIMEDOUT, "timed out"},
+    {-ENOMEM, "heap full"},
+    {-EMSGSIZE, "larger than the largest block this domain can give"},
+    {-EBADMSG, "bad handle"},
+    {-EPROTO, "malformed data from another process (shared state or message failed a check)"},
+    {-ENOENT, "no such service or domain"},
+    {-EEXIST, "service already exists"},
+    {-EINVAL, "invalid argument"},
+    {-ENOTSUP, "incompatible domain layout (version or cache-line size)"},
+    {-ENOSPC, "no space left in /dev/shm"},
+    {-EMFILE, "domain table full (processes, services or channels)"},
+    {-EBADF, "domain used in a forked child"},
+    {-EACCES, "permission denied: the domain belongs to another user or its mode refuses us"},
+    {-EIDRM, "domain unlinked while attached: reopen it by name"},
+    {-EREMOTEIO, "the stub server answered with an error reply"},
+    {-ENOSYS, "no stub handler for this op"},
+    {-EIO, "the stub handler failed"},
+    {-EINTR, "interrupted"},
+};
+
 const char *exipc_strerror(int err)
 {
-    switch (err) {
-    case 0: return "success";
-    case -EAGAIN: return "would block (ring full or empty)";
-    case -EPIPE: return "peer closed or dead";
-    case -ETIMEDOUT: return "timed out";
-    case -ENOMEM: return "heap full";
-    case -EBADMSG: return "bad handle";
-    case -EPROTO: return "shared state corrupt";
-    case -ENOENT: return "no such service or domain";
-    case -EEXIST: return "service exists";
-    case -EINVAL: return "invalid argument";
-    case -ENOTSUP: return "incompatible segment layout";
-    case -ENOSPC: return "no space in /dev/shm";
-    case -EMFILE: return "table full (processes, services or channels)";
-    case -EBADF: return "domain used in a forked child";
-    case -EACCES: return "permission denied";
-    default: break;
-    }
+    for (size_t i = 0; i < sizeof error_texts / sizeof error_texts[0]; i++)
+        if (error_texts[i].code == err)
+            return error_texts[i].text;
     if (err > 0)
         return "not an error code";
-    return "unknown error";
+    /* A system call's errno passed through (open, mmap, ...): the C
+     * library's text, which is thread-safe (unlike strerror). */
+    const char *sys = strerrordesc_np(-err);
+    return sys != NULL ? sys : "unknown error";
 }

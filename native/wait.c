@@ -24,25 +24,6 @@
 
 #include "exipc_internal.h"
 
-void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit)
-{
-    if (slot >= d->L.max_procs || bit >= d->L.ready_words * 64u)
-        return;
-    uint64_t *words = D_READY(d, slot);
-    __atomic_fetch_or(&words[bit / 64], 1ull << (bit % 64), __ATOMIC_SEQ_CST);
-    struct proc_slot *p = D_PROC(d, slot);
-    ATOM_FETCH_ADD(&p->doorbell, 1u); /* D1 -> D1: work before doorbell */
-    futex_wake(&p->doorbell, 0x7fffffff);
-}
-
-/* Called by connect after it queued a channel on service si. */
-void listener_bell(exipc_domain_t *d, uint32_t si)
-{
-    struct service *sv = D_SVC(d, si);
-    if (ATOM_LOAD_SEQCST(&sv->armed) != 0 && ATOM_XCHG_SEQCST(&sv->armed, 0u) != 0)
-        doorbell_ring(d, ATOM_LOAD_RELAXED(&sv->owner), 2 * d->L.max_chans + si);
-}
-
 static bool chan_ready(exipc_chan_t *c)
 {
     if (c->peer_dead || ATOM_LOAD_SEQCST(&c->rx->tail) != c->rx_head)
@@ -55,13 +36,11 @@ static bool listener_ready(exipc_listener_t *l)
 {
     exipc_domain_t *d = l->d;
     struct service *sv = D_SVC(d, l->idx);
-    if (ATOM_LOAD_ACQUIRE(&sv->state) != SVC_LISTENING || ATOM_LOAD_RELAXED(&sv->gen) != l->gen)
+    if (ATOM_LOAD_ACQUIRE(&sv->state) != SVC_LISTENING || ATOM_LOAD_RELAXED(&sv->gen) != l->gen) /* V1 -> V1': service fields before state */
         return true; /* gone: accept will say so */
     /* The same test accept applies, read without the lock: a hint. */
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
-        struct chan *ch = D_CHAN(d, i);
-        if (ATOM_LOAD_ACQUIRE(&ch->state) == CHAN_PENDING && ATOM_LOAD_RELAXED(&ch->service) == l->idx &&
-            ATOM_LOAD_RELAXED(&ch->service_gen) == l->gen && !ATOM_LOAD_RELAXED(&ch->end[1].closed))
+        if (chan_pending_on(D_CHAN(d, i), l->idx, l->gen))
             return true;
     }
     return false;
@@ -106,8 +85,7 @@ int exipc_wake(exipc_domain_t *d)
         return -EINVAL;
     struct proc_slot *p = D_PROC(d, d->slot);
     ATOM_STORE_SEQCST(&d->wake_pending, 1u);
-    ATOM_FETCH_ADD(&p->doorbell, 1u); /* D1 -> D1: work before doorbell */
-    futex_wake(&p->doorbell, 0x7fffffff);
+    bump_wake(&p->doorbell); /* D1 -> D1: work before doorbell */
     return 0;
 }
 
@@ -186,11 +164,110 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
             return 0; /* woken by exipc_wake */
         if (timeout_ns == 0)
             return -EAGAIN;
-        int64_t now = now_ns();
-        if (now >= deadline)
+        int w = futex_wait_slice(&p->doorbell, seen, deadline);
+        if (w == WAIT_DEADLINE)
             return -ETIMEDOUT;
-        int64_t slice = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
-        if (futex_wait(&p->doorbell, seen, slice) == -ETIMEDOUT)
+        if (w == WAIT_SLICE)
             cqm_reap_all(d, false, NULL); /* a peer that died without a word shows up as a closed end */
     }
+}
+
+/* ---- blocking receive ------------------------------------------------------ */
+
+/* Has the peer closed (or died)? Then whatever it sent before is in the ring
+ * already (C1), so re-read tail to decide between data and -EPIPE. */
+static int64_t closed_or_ready(exipc_chan_t *c, bool check_liveness)
+{
+    struct chan *ch = D_CHAN(c->d, c->idx);
+    bool gone = c->peer_dead || ATOM_LOAD_SEQCST(&ch->end[1 - c->side].closed); /* C1 -> A1 */
+    if (!gone && check_liveness && chan_peer_gone(c)) {
+        gone = true;
+        cqm_reap_all(c->d, false, NULL); /* clean up after it now (a reaper already at it is not waited for) */
+    }
+    int64_t avail = ring_refresh_tail(c);
+    if (avail != 0)
+        return avail;
+    if (gone) {
+        c->peer_dead = 1;
+        return -EPIPE;
+    }
+    return 0;
+}
+
+/* Waits until something is in the ring. Returns the count ready or an error. */
+static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
+{
+    int64_t avail = closed_or_ready(c, false);
+    if (avail != 0)
+        return avail;
+    if (timeout_ns == 0) {
+        /* A poller that never parks still notices a silent death, rarely
+         * enough that polling stays free of system calls. */
+        avail = (++c->empty_polls & 4095) == 0 ? closed_or_ready(c, true) : 0;
+        return avail != 0 ? avail : -EAGAIN;
+    }
+    int64_t start = now_ns();
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+    /* With one CPU the producer cannot run while we spin: park at once. */
+    int64_t spin = ncpus() > 1 ? SPIN_BEFORE_PARK_NS : 0;
+    if (c->d->wait_policy == EXIPC_WAIT_PARK)
+        spin = 0;
+    else if (c->d->wait_policy == EXIPC_WAIT_SPIN)
+        spin = INT64_MAX / 2; /* until the deadline; the loop below still parks past it */
+    int64_t spin_end = start + (timeout_ns > 0 && timeout_ns < spin ? timeout_ns : spin);
+    int64_t next_check = start + WAIT_SLICE_NS;
+    for (uint32_t i = 1;; i++) {
+        cpu_relax();
+        if (ATOM_LOAD_RELAXED(&c->rx->tail) != c->rx_head)
+            return closed_or_ready(c, false);
+        if ((i & 63) != 0)
+            continue;
+        int64_t now = now_ns();
+        if (now >= spin_end)
+            break;
+        if (now >= next_check) { /* a long spin still notices a closed or dead peer */
+            next_check = now + WAIT_SLICE_NS;
+            avail = closed_or_ready(c, true);
+            if (avail != 0)
+                return avail;
+        }
+    }
+    for (;;) {
+        ATOM_STORE_SEQCST(&c->rx->sleeping, 1u);
+        avail = closed_or_ready(c, false);
+        if (avail != 0) {
+            ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
+            return avail;
+        }
+        int w = futex_wait_slice(&c->rx->sleeping, 1u, deadline);
+        ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
+        if (w == WAIT_DEADLINE)
+            return -ETIMEDOUT;
+        avail = closed_or_ready(c, w == WAIT_SLICE);
+        if (avail != 0)
+            return avail;
+    }
+}
+
+int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns)
+{
+    if (c == NULL || hs == NULL || max == 0)
+        return -EINVAL;
+    int rc = check_fork(c->d);
+    if (rc != 0)
+        return rc;
+    int64_t avail = (int64_t)(c->rx_tail_cache - c->rx_head);
+    if ((uint64_t)avail < max)
+        avail = ring_refresh_tail(c);
+    if (avail == 0)
+        avail = wait_ready(c, timeout_ns);
+    if (avail < 0)
+        return (int)avail;
+    return ring_take(c, hs, max, avail);
+}
+
+int exipc_recv(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns)
+{
+    int rc = exipc_recv_batch(c, h, 1, timeout_ns);
+    return rc < 0 ? rc : 0;
 }

@@ -2,7 +2,7 @@
  * torture_scribble.c — corruption torture: a hostile process scribbles on a
  * live domain while victim processes run the whole API against it.
  *
- * The promise under test (README, "Safety"): whatever a process that maps
+ * The promise under test (docs/safety.md, "Safety"): whatever a process that maps
  * the domain writes into it, another exipc process never dies by a signal,
  * never touches memory outside the segment, never hangs past its timeout, and
  * gets from every call either success or a documented error code.
@@ -13,7 +13,7 @@
  * heads, slab table, block metadata, payloads, or all of them), and starts:
  *   - one scribbler (`torture_scribble scribble ...`): maps the domain's file
  *     raw and writes random bytes, plausible integers and bit flips into the
- *     region, in bursts with pauses (it never truncates the file: see README,
+ *     region, in bursts with pauses (it never truncates the file: see docs/safety.md,
  *     "Safety", for that limit);
  *   - two victims (`torture_scribble victim ...`): each loops open, listen,
  *     connect, accept, alloc, ptr, send, recv, poll, free, stat, reap and
