@@ -90,7 +90,16 @@ func driver() int {
 	list := flag.Bool("list", false, "list the workloads and exit")
 	flag.BoolVar(&pinPeers, "pin", true, "pin the two processes of a pair to two CPUs (C peers; Go peers with -pin-go)")
 	flag.BoolVar(&pinGo, "pin-go", false, "pin Go peers too (GOMAXPROCS becomes 1)")
+	render := flag.String("render", "", "write the Markdown page of this latest.json beside it (latest.md) and exit")
 	flag.Parse()
+
+	if *render != "" {
+		if err := renderMarkdown(*render); err != nil {
+			fmt.Fprintln(os.Stderr, "exipcbench:", err)
+			return 1
+		}
+		return 0
+	}
 
 	all := buildCells()
 	sel, err := selectCells(all, *filter)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -475,8 +476,22 @@ func jsonSafe(rep *Report) {
 
 func nowStamp() string { return time.Now().UTC().Format(time.RFC3339) }
 
-// writeMarkdown writes the whole table and the goals as Markdown (what the
-// README's Performance section quotes).
+// renderMarkdown rewrites latest.md from the latest.json at path: the
+// results page is generated from the JSON, never edited by hand.
+func renderMarkdown(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeMarkdown(filepath.Join(filepath.Dir(path), "latest.md"), &rep)
+}
+
+// writeMarkdown writes the whole table and the goals as Markdown (the
+// results page that docs/performance.md links to).
 func writeMarkdown(path string, rep *Report) error {
 	var b strings.Builder
 	m := rep.Machine

@@ -1,6 +1,6 @@
 /*
  * store.c — the mail store: a C host of exipc keeping mailboxes in SQLite and
- * serving them through the C stub (the seed's store process and its expop).
+ * serving them through the C stub (the store process of Exchange 2000's ExIPC, and its expop).
  *
  *   store seed DB                              create the demo mailboxes
  *   store gen DB USER PASS COUNT SIZE [SEED]   (re)create USER with COUNT messages of about SIZE bytes

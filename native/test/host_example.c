@@ -1,23 +1,9 @@
-/*
- * host_example.c — a minimal C host of exipc, written from <exipc.h> alone.
- *
- *   host_example server DOMAIN    listen on "greet", answer one message
- *   host_example client DOMAIN    connect to "greet", send "hello", print the reply
- *
- * Build against an installed exipc:
- *   cc -o host_example host_example.c $(pkg-config --cflags --libs exipc)
- */
 #include <exipc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SECONDS(n) ((int64_t)(n) * 1000000000)
-
-static int fail(const char *what, int err)
-{
-    fprintf(stderr, "%s: %s\n", what, exipc_strerror(err));
-    return 1;
-}
 
 /* Put a string in a heap block and send the block's handle. */
 static int send_text(exipc_domain_t *d, exipc_chan_t *c, const char *text)
@@ -34,10 +20,10 @@ static int send_text(exipc_domain_t *d, exipc_chan_t *c, const char *text)
 }
 
 /* Receive one block and print it; the block is ours until we free it. */
-static int recv_text(exipc_domain_t *d, exipc_chan_t *c, const char *who)
+static int recv_text(exipc_domain_t *d, exipc_chan_t *c, const char *who, int64_t timeout)
 {
     exipc_handle_t h;
-    int r = exipc_recv(c, &h, SECONDS(10));
+    int r = exipc_recv(c, &h, timeout);
     if (r < 0)
         return r;
     size_t len;
@@ -48,42 +34,45 @@ static int recv_text(exipc_domain_t *d, exipc_chan_t *c, const char *who)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
-        fprintf(stderr, "usage: %s server|client DOMAIN\n", argv[0]);
+    if (argc < 3 || argc > 4 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
+        fprintf(stderr, "usage: %s server|client DOMAIN [TIMEOUT_SECONDS]\n", argv[0]);
         return 2;
     }
     int server = strcmp(argv[1], "server") == 0;
+    int64_t timeout = SECONDS(argc == 4 ? atoi(argv[3]) : 10);
 
     exipc_domain_t *d;                        /* create or attach, default options */
     int r = exipc_open(argv[2], NULL, &d);
-    if (r < 0)
-        return fail("exipc_open", r);
-
-    exipc_listener_t *l = NULL;
-    exipc_chan_t *c;
-    if (server) {
-        if ((r = exipc_listen(d, "greet", &l)) < 0)
-            return fail("exipc_listen", r);
-        if ((r = exipc_accept(l, SECONDS(10), &c)) < 0)
-            return fail("exipc_accept", r);
-        if ((r = recv_text(d, c, "server")) < 0)
-            return fail("receive", r);
-        if ((r = send_text(d, c, "hello yourself")) < 0)
-            return fail("reply", r);
-    } else {
-        if ((r = exipc_connect(d, "greet", SECONDS(10), &c)) < 0)
-            return fail("exipc_connect", r);
-        if ((r = send_text(d, c, "hello")) < 0)
-            return fail("send", r);
-        if ((r = recv_text(d, c, "client")) < 0)
-            return fail("receive reply", r);
+    if (r < 0) {
+        fprintf(stderr, "exipc_open %s: %s\n", argv[2], exipc_strerror(r));
+        return 1;
     }
-
-    exipc_chan_close(c);                      /* the peer still gets what we sent */
+    exipc_listener_t *l = NULL;
+    exipc_chan_t *c = NULL;
+    const char *step;
+    if (server) {
+        if ((r = exipc_listen(d, "greet", &l)) < 0) { step = "exipc_listen"; goto out; }
+        if ((r = exipc_accept(l, timeout, &c)) < 0) { step = "exipc_accept"; goto out; }
+        if ((r = recv_text(d, c, "server", timeout)) < 0) { step = "receive"; goto out; }
+        if ((r = send_text(d, c, "hello yourself")) < 0) { step = "reply"; goto out; }
+    } else {
+        if ((r = exipc_connect(d, "greet", timeout, &c)) < 0) { step = "exipc_connect"; goto out; }
+        if ((r = send_text(d, c, "hello")) < 0) { step = "send"; goto out; }
+        if ((r = recv_text(d, c, "client", timeout)) < 0) { step = "receive reply"; goto out; }
+    }
+out:
+    if (r < 0)
+        fprintf(stderr, "%s: %s\n", step, exipc_strerror(r));
+    if (c)
+        exipc_chan_close(c);                  /* the peer still gets what we sent */
     if (l)
         exipc_listener_close(l);
+    /* The last process out removes the name, on success and on failure
+     * alike; a server that others may still use leaves it in place. */
+    struct exipc_stat st;
+    int last = exipc_stat(d, &st) == 0 && st.procs_alive == 1;
     exipc_close(d);
-    if (server)
-        exipc_unlink(argv[2]);                /* the segment goes once both have closed */
-    return 0;
+    if (last)
+        exipc_unlink(argv[2]);
+    return r < 0 ? 1 : 0;
 }

@@ -31,6 +31,13 @@ check "server exits 0 (got $src)" test "$src" -eq 0
 check "client exits 0 (got $crc)" test "$crc" -eq 0
 check "server received hello" grep -qx "server got: hello" "$tmp/server.out"
 check "client received the reply" grep -qx "client got: hello yourself" "$tmp/client.out"
-check "server unlinked the domain" test ! -e "/dev/shm/exipc.$domain"
+check "the last process out unlinked the domain" test ! -e "/dev/shm/exipc.$domain"
+# A client whose connect fails (no server) exits 1 and leaves nothing behind.
+timeout 30 "$bin" client "$domain" 1 >"$tmp/alone.out" 2>"$tmp/alone.err"
+arc=$?
+cat "$tmp/alone.err" >&2
+check "a client with no server exits 1 (got $arc)" test "$arc" -eq 1
+check "it names the failed call" grep -q "exipc_connect: no such service or domain" "$tmp/alone.err"
+check "and leaves no domain behind" test ! -e "/dev/shm/exipc.$domain"
 echo "$label: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

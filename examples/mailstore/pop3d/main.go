@@ -1,4 +1,4 @@
-// Command pop3d is the POP3 front end of the mail store example: the seed's
+// Command pop3d is the POP3 front end of the mail store example: Exchange 2000's
 // protocol process (IIS). It serves RFC 1939 on a TCP address and forwards
 // every command to the store (examples/mailstore/store.c) through the Go
 // stub over exipc: the request goes into the shared heap, its handle onto
