@@ -2,6 +2,13 @@ package exipc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
 	"unsafe"
 
 	"github.com/exipc/exipc/bind"
@@ -31,6 +38,20 @@ type Options struct {
 	// (least CPU, a futex wake-up per message that finds the receiver idle:
 	// for many mostly idle channels).
 	WaitPolicy uint32
+	// AttachOnly: attach to an existing domain only. If there is none, Open
+	// creates nothing and returns an error matching fs.ErrNotExist.
+	AttachOnly bool
+	// Trust. By default Open attaches only to a domain whose file belongs to
+	// this process's effective uid, root included, and any other owner gives
+	// an error matching fs.ErrPermission that names the owner found (another
+	// local user could create the name first and read every message).
+	// TrustUID also accepts a domain owned by that uid; TrustGID one whose
+	// group is that gid (and a domain Open creates gets that group: give it
+	// Mode 0660 so the group can open it); TrustAny, any owner (for tools that
+	// inspect other users' domains).
+	TrustUID *uint32
+	TrustGID *uint32
+	TrustAny bool
 }
 
 // Wait policies for Options.WaitPolicy.
@@ -70,9 +91,31 @@ type Chan struct{ e *ring.End }
 func Open(name string, opts *Options) (*Domain, error) {
 	d, err := bind.Open(name, (*native.Options)(opts))
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			err = ownerError(name, err)
+		}
 		return nil, err
 	}
 	return &Domain{d}, nil
+}
+
+// ownerError adds to a refused Open who owns the domain's file (read again
+// here, for the message only: the check itself was made on the opened file).
+func ownerError(name string, err error) error {
+	fi, serr := os.Lstat("/dev/shm/exipc." + name)
+	if serr != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return err
+	}
+	who := "uid " + strconv.Itoa(int(st.Uid))
+	if u, uerr := user.LookupId(strconv.Itoa(int(st.Uid))); uerr == nil {
+		who += " (" + u.Username + ")"
+	}
+	return fmt.Errorf("%w: the domain's file is owned by %s, group %d, mode %04o, and this process runs as uid %d; trust that owner with Options.TrustUID or TrustGID",
+		err, who, st.Gid, fi.Mode().Perm(), os.Geteuid())
 }
 
 // Unlink removes the domain NAME from /dev/shm. Processes that have it open

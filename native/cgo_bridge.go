@@ -79,13 +79,17 @@ import (
 
 // Options mirrors struct exipc_options. Zero fields take the C defaults.
 type Options struct {
-	Size         uint64 // bytes of heap arena
-	MaxProcs     uint32 // process slots
-	MaxChans     uint32 // channels (and services)
-	RingCapacity uint32 // handles per ring, a power of two
-	Mode         uint32 // file mode of a new domain
-	MaxBlock     uint32 // largest block, a power of two
-	WaitPolicy   uint32 // WaitAdaptive, WaitSpin or WaitPark (this process's choice)
+	Size         uint64  // bytes of heap arena
+	MaxProcs     uint32  // process slots
+	MaxChans     uint32  // channels (and services)
+	RingCapacity uint32  // handles per ring, a power of two
+	Mode         uint32  // file mode of a new domain
+	MaxBlock     uint32  // largest block, a power of two
+	WaitPolicy   uint32  // WaitAdaptive, WaitSpin or WaitPark (this process's choice)
+	AttachOnly   bool    // EXIPC_ATTACH_ONLY
+	TrustUID     *uint32 // EXIPC_TRUST_UID with this uid
+	TrustGID     *uint32 // EXIPC_TRUST_GID with this gid
+	TrustAny     bool    // EXIPC_TRUST_ANY
 }
 
 // Wait policies (EXIPC_WAIT_*).
@@ -133,6 +137,20 @@ func cOptions(opt *Options) C.struct_exipc_options {
 		o.mode = C.uint32_t(opt.Mode)
 		o.max_block = C.uint32_t(opt.MaxBlock)
 		o.wait_policy = C.uint32_t(opt.WaitPolicy)
+		if opt.AttachOnly {
+			o.flags |= C.EXIPC_ATTACH_ONLY
+		}
+		if opt.TrustUID != nil {
+			o.flags |= C.EXIPC_TRUST_UID
+			o.trust_uid = C.uint32_t(*opt.TrustUID)
+		}
+		if opt.TrustGID != nil {
+			o.flags |= C.EXIPC_TRUST_GID
+			o.trust_gid = C.uint32_t(*opt.TrustGID)
+		}
+		if opt.TrustAny {
+			o.flags |= C.EXIPC_TRUST_ANY
+		}
 	}
 	return o
 }

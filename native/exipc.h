@@ -57,8 +57,32 @@ struct exipc_options {
     uint32_t mode;          /* file mode of a new domain; default 0600; only 0600/0660/0666-style bits */
     uint32_t max_block;     /* largest block, power of two 64 B..64 MiB; default 1 MiB */
     uint32_t wait_policy;   /* EXIPC_WAIT_*: how this process's receives wait; default adaptive */
-    uint32_t reserved[2];   /* must be zero */
+    uint32_t flags;         /* EXIPC_ATTACH_ONLY, EXIPC_TRUST_UID, EXIPC_TRUST_GID, EXIPC_TRUST_ANY */
+    uint32_t trust_uid;     /* with EXIPC_TRUST_UID: a domain owned by this uid is accepted too */
+    uint32_t trust_gid;     /* with EXIPC_TRUST_GID: a domain of this group is accepted too, and a new one gets it */
+    uint32_t reserved[5];   /* must be zero */
 };
+
+/* exipc_options.flags.
+ *   ATTACH_ONLY  attach to an existing domain only: -ENOENT, and nothing is
+ *                created, if there is none.
+ *   TRUST_UID    also accept a domain owned by trust_uid.
+ *   TRUST_GID    also accept a domain whose group is trust_gid (its mode must
+ *                let the group in: create it with mode 0660); a domain this
+ *                call creates is given that group.
+ *   TRUST_ANY    accept a domain whatever its owner (tools that inspect
+ *                other users' domains; never for a server or a client).
+ * Trust: by default exipc_open attaches only to a domain whose file is owned
+ * by the caller's effective uid, checked with fstat on the opened file, not
+ * on the path. Anything else is -EACCES before a byte of it is read: another
+ * local user could otherwise create the name first (/dev/shm is shared by
+ * all users) and read every message and hand out every block. root is no
+ * exception. The same holds when the caller means to create the domain and
+ * finds the name taken. */
+#define EXIPC_ATTACH_ONLY 1u
+#define EXIPC_TRUST_UID 2u
+#define EXIPC_TRUST_GID 4u
+#define EXIPC_TRUST_ANY 8u
 
 /* How a blocking receive waits (exipc_options.wait_policy). A property of the
  * process that opens, not of the domain: each process picks its own.
@@ -90,7 +114,9 @@ struct exipc_stat {
  * Names: 1-200 of [A-Za-z0-9._-], not starting with '.'.
  * Returns 0 and sets *out. Errors: -EINVAL (name, options), -ENOTSUP (layout
  * version or cache-line size differ), -EPROTO (header fails its checks),
- * -EACCES (owner or mode), -ENOSPC (no room in /dev/shm), -EMFILE (no free
+ * -EACCES (the domain's file belongs to a user or group not trusted, see
+ * exipc_options.flags; or its mode refuses us), -ENOENT (EXIPC_ATTACH_ONLY
+ * and no such domain), -ENOSPC (no room in /dev/shm), -EMFILE (no free
  * process slot), -ETIMEDOUT (a creator never finished). Thread-safe. */
 EXIPC_API int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t **out);
 

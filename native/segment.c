@@ -44,9 +44,11 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     struct exipc_options z = {0};
     if (o == NULL)
         o = &z;
-    for (int i = 0; i < 2; i++)
+    for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
         if (o->reserved[i] != 0)
             return -EINVAL;
+    if ((o->flags & ~(EXIPC_ATTACH_ONLY | EXIPC_TRUST_UID | EXIPC_TRUST_GID | EXIPC_TRUST_ANY)) != 0)
+        return -EINVAL;
     if (o->wait_policy > EXIPC_WAIT_PARK)
         return -EINVAL;
     memset(L, 0, sizeof *L);
@@ -186,6 +188,23 @@ static int create_segment(int fd, const struct layout *L, uint8_t **basep)
     return 0;
 }
 
+/* Is the opened domain file one this caller may trust (exipc_options.flags)?
+ * Asked of the descriptor, so the file checked is the file read. */
+static int check_trust(int fd, const struct exipc_options *o)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    uint32_t flags = o ? o->flags : 0;
+    if (st.st_uid == geteuid() || (flags & EXIPC_TRUST_ANY))
+        return 0;
+    if ((flags & EXIPC_TRUST_UID) && st.st_uid == o->trust_uid)
+        return 0;
+    if ((flags & EXIPC_TRUST_GID) && st.st_gid == o->trust_gid)
+        return 0;
+    return -EACCES;
+}
+
 /* Maps the first page to wait for `ready`, then checks and maps the rest. */
 static int attach_segment(int fd, struct layout *L, uint8_t **basep)
 {
@@ -194,8 +213,6 @@ static int attach_segment(int fd, struct layout *L, uint8_t **basep)
         return -errno;
     if (!S_ISREG(st.st_mode))
         return -EPROTO;
-    if (st.st_uid != geteuid() && (st.st_mode & 0066) == 0)
-        return -EACCES;
     int64_t deadline = now_ns() + 5000000000ll;
     struct seg_params p;
     for (;;) {
@@ -285,10 +302,19 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
         return -ENOMEM;
     domain_init(d, opt ? opt->wait_policy : EXIPC_WAIT_ADAPTIVE);
 
+    bool attach_only = opt && (opt->flags & EXIPC_ATTACH_ONLY);
     for (int attempt = 0;; attempt++) {
-        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        int fd = attach_only ? -1 : open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd >= 0) {
-            fchmod(fd, mode); /* the umask may have cleared group bits asked for */
+            /* A shared group, then the mode: the umask may have cleared
+             * group bits asked for. */
+            if (opt && (opt->flags & EXIPC_TRUST_GID) && fchown(fd, (uid_t)-1, opt->trust_gid) != 0) {
+                rc = -errno;
+                close(fd);
+                unlink(path);
+                goto fail;
+            }
+            fchmod(fd, mode);
             d->fd = fd;
             d->L = want;
             rc = create_segment(fd, &want, &d->base);
@@ -301,18 +327,21 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
             ofd_lock(fd, CREATE_LOCK_BYTE, F_UNLCK);
             break;
         }
-        if (errno != EEXIST) {
+        if (!attach_only && errno != EEXIST) {
             rc = errno == ELOOP ? -EACCES : -errno;
             goto fail;
         }
         fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
-            if (errno == ENOENT && attempt < 8)
+            if (errno == ENOENT && attempt < 8 && !attach_only)
                 continue; /* unlinked between our two opens: try creating again */
             rc = errno == ELOOP ? -EACCES : -errno;
             goto fail;
         }
         d->fd = fd;
+        rc = check_trust(fd, opt);
+        if (rc != 0)
+            goto fail;
         rc = attach_segment(fd, &d->L, &d->base);
         if (rc == -EAGAIN && attempt < 8) {
             /* an empty file whose creator died before sizing it */

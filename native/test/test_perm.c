@@ -1,9 +1,14 @@
-/* test_perm.c — file modes and owners across real users.
+/* test_perm.c — trust, file modes and owners across real users.
  *
  * Runs only as root (exit 77 otherwise): it creates the unprivileged system
  * user `exipc-test` if it does not exist (useradd; the user is left in place,
  * so that concurrent runs do not race to delete it) and runs the other side
- * of each check in a forked child that has dropped to that user. */
+ * of each check in a forked child that has dropped to that user.
+ *
+ * Trust (exipc_options.flags): a domain, or a garbage file, that another
+ * user created under the name first is refused with -EACCES whether we mean
+ * to create or to attach, root included; a trusted uid or group is accepted
+ * only with the option; EXIPC_ATTACH_ONLY creates nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -53,11 +58,13 @@ static int try_open(const char *name)
     return rc;
 }
 
-/* Attaches, connects to the creator's service "svc" and sends one block. */
-static int open_and_send(const char *name)
+/* Attaches trusting root, connects to the creator's service "svc" and sends
+ * one block. */
+static int open_trusting_root_and_send(const char *name)
 {
     exipc_domain_t *d = NULL;
-    int rc = exipc_open(name, NULL, &d);
+    struct exipc_options o = {.flags = EXIPC_TRUST_UID, .trust_uid = 0};
+    int rc = exipc_open(name, &o, &d);
     if (rc != 0)
         return rc;
     exipc_chan_t *c = NULL;
@@ -76,6 +83,52 @@ static int open_and_send(const char *name)
 }
 
 static int try_unlink(const char *name) { return exipc_unlink(name); }
+
+/* Options for the *_opts helpers (set before the fork). */
+static struct exipc_options child_opts;
+
+static int try_open_opts(const char *name)
+{
+    exipc_domain_t *d = NULL;
+    int rc = exipc_open(name, &child_opts, &d);
+    if (rc == 0)
+        exipc_close(d);
+    return rc;
+}
+
+/* Creates the domain with child_opts and keeps it (a squatter's domain). */
+static int create_keep(const char *name)
+{
+    exipc_domain_t *d = NULL;
+    int rc = exipc_open(name, &child_opts, &d);
+    if (rc == 0)
+        exipc_close(d);
+    return rc;
+}
+
+/* Writes a garbage file, mode 0666, where a domain would be. */
+static int squat_garbage(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/dev/shm/exipc.%s", name);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0666);
+    if (fd < 0)
+        return -errno;
+    fchmod(fd, 0666);
+    char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 131 + 7);
+    ssize_t n = write(fd, junk, sizeof junk);
+    close(fd);
+    return n == (ssize_t)sizeof junk ? 0 : -EIO;
+}
+
+static bool exists(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/dev/shm/exipc.%s", name);
+    return access(path, F_OK) == 0;
+}
 
 static int create_own(const char *name)
 {
@@ -133,14 +186,18 @@ int main(int argc, char **argv)
         exipc_close(d);
     exipc_unlink(priv);
 
-    /* Mode 0666: the other user attaches and talks to the creator. */
+    /* Mode 0666 is not trust: the other user's open is refused until it
+     * trusts us (root) by uid; then it attaches and talks to the creator. */
     const char *pub = t_domain("perm-0666");
     struct exipc_options o = {.mode = 0666};
     CHECK_RC(exipc_open(pub, &o, &d), 0);
     CHECK(file_is(pub, 0, 0666));
     exipc_listener_t *l = NULL;
     CHECK_RC(exipc_listen(d, "svc", &l), 0);
-    CHECK_RC(as_user(open_and_send, pub, NULL, 0), 0);
+    CHECK_RC(as_user(try_open, pub, NULL, 0), -EACCES);
+    child_opts = (struct exipc_options){.flags = EXIPC_TRUST_UID, .trust_uid = 0};
+    CHECK_RC(as_user(try_open_opts, pub, NULL, 0), 0);
+    CHECK_RC(as_user(open_trusting_root_and_send, pub, NULL, 0), 0);
     exipc_chan_t *c = NULL;
     exipc_handle_t h = 0;
     CHECK_RC(exipc_accept(l, 5 * SEC, &c), 0);
@@ -158,17 +215,61 @@ int main(int argc, char **argv)
     exipc_close(d);
     exipc_unlink(pub);
 
-    /* Mode 0660: only members of the file's group (root's group here). */
+    /* A group-shared domain: created 0660 with the other user's group as the
+     * trusted group. Members who trust that group attach; the same user
+     * without the option, or outside the group, does not. */
     const char *grp = t_domain("perm-0660");
-    o.mode = 0660;
+    o = (struct exipc_options){.mode = 0660, .flags = EXIPC_TRUST_GID, .trust_gid = gid};
     CHECK_RC(exipc_open(grp, &o, &d), 0);
     CHECK(file_is(grp, 0, 0660));
-    CHECK_RC(as_user(try_open, grp, NULL, 0), -EACCES);
-    gid_t root_group = 0;
-    CHECK_RC(as_user(try_open, grp, &root_group, 1), 0);
+    {
+        char path[256];
+        struct stat fst;
+        snprintf(path, sizeof path, "/dev/shm/exipc.%s", grp);
+        CHECK(stat(path, &fst) == 0 && fst.st_gid == gid);
+    }
+    CHECK_RC(as_user(try_open, grp, NULL, 0), -EACCES); /* its group, but not trusted */
+    child_opts = (struct exipc_options){.flags = EXIPC_TRUST_GID, .trust_gid = gid};
+    CHECK_RC(as_user(try_open_opts, grp, NULL, 0), 0);
+    child_opts = (struct exipc_options){.flags = EXIPC_TRUST_GID, .trust_gid = gid + 1};
+    CHECK_RC(as_user(try_open_opts, grp, NULL, 0), -EACCES); /* trusts another group */
     if (d)
         exipc_close(d);
     exipc_unlink(grp);
+
+    /* Squatting: the other user creates the name first, a valid domain of
+     * mode 0666. Root meaning to create (or reach) its own domain with
+     * default options is refused, and so is a client; with the other uid
+     * trusted it attaches. */
+    const char *squat = t_domain("perm-squat");
+    child_opts = (struct exipc_options){.mode = 0666};
+    CHECK_RC(as_user(create_keep, squat, NULL, 0), 0);
+    CHECK(file_is(squat, uid, 0666));
+    CHECK_RC(exipc_open(squat, NULL, &d), -EACCES);
+    o = (struct exipc_options){.flags = EXIPC_ATTACH_ONLY};
+    CHECK_RC(exipc_open(squat, &o, &d), -EACCES);
+    o = (struct exipc_options){.flags = EXIPC_TRUST_UID, .trust_uid = uid + 1};
+    CHECK_RC(exipc_open(squat, &o, &d), -EACCES);
+    o = (struct exipc_options){.flags = EXIPC_TRUST_UID, .trust_uid = uid};
+    CHECK_RC(exipc_open(squat, &o, &d), 0);
+    if (d) {
+        struct exipc_stat sst;
+        CHECK_RC(exipc_stat(d, &sst), 0);
+        CHECK(sst.procs_alive == 1);
+        exipc_close(d);
+    }
+    CHECK_RC(exipc_unlink(squat), 0);
+
+    /* Squatting with a garbage file: refused as not trusted (-EACCES), before
+     * a byte of it is read (not -EPROTO); the file is left as it was. */
+    const char *junk = t_domain("perm-junk");
+    CHECK_RC(as_user(squat_garbage, junk, NULL, 0), 0);
+    CHECK(file_is(junk, uid, 0666));
+    CHECK_RC(exipc_open(junk, NULL, &d), -EACCES);
+    o = (struct exipc_options){.flags = EXIPC_TRUST_UID, .trust_uid = uid};
+    CHECK_RC(exipc_open(junk, &o, &d), -EPROTO); /* trusted, but not a domain */
+    CHECK(file_is(junk, uid, 0666));
+    CHECK_RC(exipc_unlink(junk), 0);
 
     /* The other way round: a domain the other user created 0600 is refused
      * even to root (which the kernel would let open it): the owner check. */
@@ -176,7 +277,23 @@ int main(int argc, char **argv)
     CHECK_RC(as_user(create_own, theirs, NULL, 0), 0);
     CHECK(file_is(theirs, uid, 0600));
     CHECK_RC(exipc_open(theirs, NULL, &d), -EACCES);
+    o = (struct exipc_options){.flags = EXIPC_TRUST_ANY};
+    CHECK_RC(exipc_open(theirs, &o, &d), 0); /* explicit: any owner */
+    if (d)
+        exipc_close(d);
     CHECK_RC(exipc_unlink(theirs), 0);
+
+    /* Attach only: no domain, no file. */
+    const char *none = t_domain("perm-none");
+    o = (struct exipc_options){.flags = EXIPC_ATTACH_ONLY};
+    CHECK_RC(exipc_open(none, &o, &d), -ENOENT);
+    CHECK(!exists(none));
+    CHECK_RC(as_user(create_own, none, NULL, 0), 0);
+    CHECK_RC(exipc_open(none, &o, &d), -EACCES); /* exists now, but not ours */
+    CHECK_RC(exipc_unlink(none), 0);
+    o = (struct exipc_options){.flags = 0x100};
+    CHECK_RC(exipc_open(none, &o, &d), -EINVAL); /* unknown flag */
+    CHECK(!exists(none));
 
     /* A mode with bits beyond rw, or without the owner's rw, is refused. */
     o.mode = 0644 | 01000;
