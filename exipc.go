@@ -128,6 +128,13 @@ func Unlink(name string) error { return bind.Unlink(name) }
 // not be used afterwards.
 func (d *Domain) Close() error { return d.d.Close() }
 
+// Leave is Close, and also removes the domain's name when no other live
+// process is attached any more: the last process out cleans up (of two
+// leaving at once, exactly the last one). It reports whether it removed the
+// name. A server should Leave rather than Unlink on an ordinary exit: an
+// Unlink while clients are attached strands them (ErrDomainGone).
+func (d *Domain) Leave() (last bool, err error) { return d.d.Leave() }
+
 // Listen starts listening on SERVICE (1–47 of [A-Za-z0-9._-]). A service
 // that a live process listens on gives ErrServiceExists.
 func (d *Domain) Listen(service string) (*Listener, error) {

@@ -241,12 +241,12 @@ func newWorld(t *testing.T, strict bool) *world {
 	}
 	w := &world{t: t, L: L, a: a, b: b, own: map[*Domain][]Handle{}, strict: strict}
 	w.m = rawMap(t, name, L.TotalSize)
-	Unlink(name) // both handles keep it mapped; a crash leaves no file behind
 	t.Cleanup(func() {
 		stop := hangGuard("close")
 		defer stop()
 		b.Close()
 		a.Close()
+		Unlink(name) // not before: an unlinked domain is gone for its users (ErrDomainGone)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -570,8 +570,7 @@ func FuzzHandle(f *testing.F) {
 	if err != nil {
 		f.Fatalf("Open again: %v", err)
 	}
-	Unlink(name)
-	f.Cleanup(func() { e.Close(); d.Close() })
+	f.Cleanup(func() { e.Close(); d.Close(); Unlink(name) })
 	L, _ := native.LayoutOf((*native.Options)(&fuzzOpts))
 	live := map[Handle]int{}
 	for _, size := range []int{1, 64, 65, 1000, 4096} {

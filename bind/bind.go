@@ -58,6 +58,15 @@ func Unlink(name string) error {
 // (waiting for their calls in flight), unregisters the process and unmaps
 // the domain. Closing it again returns native.ErrClosed.
 func (d *Domain) Close() error {
+	_, err := d.close(false)
+	return err
+}
+
+// Leave is Close, and also removes the domain's name if no other live
+// process is attached any more (exipc_leave). It reports whether it did.
+func (d *Domain) Leave() (bool, error) { return d.close(true) }
+
+func (d *Domain) close(leave bool) (bool, error) {
 	var rc int
 	first := d.G.Shut(func() {
 		// Mark everything closed first, so that calls blocked on any of it
@@ -89,12 +98,16 @@ func (d *Domain) Close() error {
 			e.Shut(&erc)
 		}
 		d.poller.Close()
-		rc = d.Domain().Close()
+		if leave {
+			rc = d.Domain().Leave()
+		} else {
+			rc = d.Domain().Close()
+		}
 	})
 	if !first {
-		return native.WrapErr("close", d.Name(), native.ErrClosed)
+		return false, native.WrapErr("close", d.Name(), native.ErrClosed)
 	}
-	return native.Wrap("close", d.Name(), rc, nil, nil)
+	return rc == 1, native.Wrap("close", d.Name(), rc, nil, nil)
 }
 
 // newEnd wraps a C channel and tracks it until it is closed.

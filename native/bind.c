@@ -174,6 +174,10 @@ int exipc_accept(exipc_listener_t *l, int64_t timeout_ns, exipc_chan_t **out)
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
     struct service *sv = D_SVC(d, l->idx);
     for (;;) {
+        if (domain_gone(d)) {
+            rc = -EIDRM;
+            break;
+        }
         rc = cqm_lock(d);
         if (rc != 0)
             break;
@@ -198,7 +202,9 @@ int exipc_accept(exipc_listener_t *l, int64_t timeout_ns, exipc_chan_t **out)
             ATOM_STORE_RELAXED(&ch->end[1].proc_gen, d->slot_gen);
             ATOM_STORE_RELEASE(&ch->state, (uint32_t)CHAN_BOUND); /* K1 -> K1': channel fields before state */
             chan_init(d, c, (uint32_t)best, ATOM_LOAD_RELAXED(&ch->gen), SIDE_SERVER);
+            uint32_t peer = ATOM_LOAD_RELAXED(&ch->end[0].proc), peer_gen = ATOM_LOAD_RELAXED(&ch->end[0].proc_gen);
             cqm_unlock(d);
+            watch_peer(d, peer, peer_gen); /* its death is heard from the kernel */
             *out = c;
             return 0;
         }
@@ -207,7 +213,7 @@ int exipc_accept(exipc_listener_t *l, int64_t timeout_ns, exipc_chan_t **out)
             rc = -EAGAIN;
             break;
         }
-        if (futex_wait_slice(&sv->accept_futex, seen, deadline) == WAIT_DEADLINE) {
+        if (futex_wait_slice(&sv->accept_futex, seen, deadline, wait_slice_ns(d)) == WAIT_DEADLINE) {
             rc = -ETIMEDOUT;
             break;
         }
@@ -221,7 +227,7 @@ int exipc_listener_close(exipc_listener_t *l)
     if (l == NULL)
         return -EINVAL;
     exipc_domain_t *d = l->d;
-    if (check_fork(d) == 0 && cqm_lock(d) == 0) {
+    if (!forked(d) && cqm_lock(d) == 0) {
         if (listener_valid(l))
             service_stop(d, l->idx);
         cqm_unlock(d);
@@ -246,6 +252,10 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
     struct seg_hdr *h = D_HDR(d);
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
     for (;;) {
+        if (domain_gone(d)) {
+            rc = -EIDRM;
+            break;
+        }
         uint32_t epoch = ATOM_LOAD_ACQUIRE(&h->services_epoch); /* E1 -> E1: service before services_epoch */
         rc = cqm_lock_for(d, deadline);
         if (rc != 0)
@@ -253,6 +263,8 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
         bool dead = false;
         int si = find_service(d, service, n, &dead);
         if (si >= 0) {
+            uint32_t peer = ATOM_LOAD_RELAXED(&D_SVC(d, (uint32_t)si)->owner);
+            uint32_t peer_gen = ATOM_LOAD_RELAXED(&D_SVC(d, (uint32_t)si)->owner_gen);
             rc = -EMFILE;
             for (uint32_t i = 0; i < d->L.max_chans; i++) {
                 struct chan *ch = D_CHAN(d, i);
@@ -285,6 +297,7 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
             if (dead)
                 cqm_reap_all(d, false, NULL);
             if (rc == 0) {
+                watch_peer(d, peer, peer_gen); /* its death is heard from the kernel */
                 *out = c;
                 return 0;
             }
@@ -293,7 +306,7 @@ int exipc_connect(exipc_domain_t *d, const char *service, int64_t timeout_ns, ex
         cqm_unlock(d);
         if (dead)
             cqm_reap_all(d, false, NULL);
-        if (timeout_ns == 0 || futex_wait_slice(&h->services_epoch, epoch, deadline) == WAIT_DEADLINE) {
+        if (timeout_ns == 0 || futex_wait_slice(&h->services_epoch, epoch, deadline, wait_slice_ns(d)) == WAIT_DEADLINE) {
             rc = -ENOENT;
             break;
         }
@@ -307,7 +320,7 @@ int exipc_chan_close(exipc_chan_t *c)
     if (c == NULL)
         return -EINVAL;
     exipc_domain_t *d = c->d;
-    if (check_fork(d) == 0 && cqm_lock(d) == 0) {
+    if (!forked(d) && cqm_lock(d) == 0) {
         struct chan *ch = D_CHAN(d, c->idx);
         if (ATOM_LOAD_RELAXED(&ch->gen) == c->gen && ATOM_LOAD_RELAXED(&ch->state) != CHAN_FREE &&
             ATOM_LOAD_RELAXED(&ch->end[c->side].proc) == d->slot && !ATOM_LOAD_RELAXED(&ch->end[c->side].closed))

@@ -62,11 +62,22 @@ static int exipc_go_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *h, voi
     return rc;
 }
 
-// The Go poller reaps on a timer: it must not wait for a reap another
-// process has claimed (a stuck or hostile claim would stall every waiter).
+// The Go poller reaps on a timer where the kernel cannot tell it of deaths:
+// it must not wait for a reap another process has claimed (a stuck or
+// hostile claim would stall every waiter). It checks for an unlink too.
 static int exipc_go_reap_nowait(exipc_domain_t *d) {
     int rc = check_fork(d);
-    return rc != 0 ? rc : cqm_reap_all(d, false, NULL);
+    if (rc != 0)
+        return rc;
+    watch_check_unlink(d);
+    return cqm_reap_all(d, false, NULL);
+}
+
+// How long the Go poller may sleep: -1 (no limit) when the watcher hears of
+// every death and of the unlink from the kernel (watch.c), else the slice.
+static int64_t exipc_go_wait_slice(exipc_domain_t *d) {
+    int64_t s = wait_slice_ns(d);
+    return s == INT64_MAX ? -1 : s;
 }
 */
 import "C"
@@ -195,6 +206,9 @@ func (d Domain) IsZero() bool { return d.p == nil }
 // Close calls exipc_close. d must not be used afterwards, nor any listener
 // or channel opened on it.
 func (d Domain) Close() int { return int(C.exipc_close(d.p)) }
+
+// Leave calls exipc_leave: close, and remove the name if we were the last.
+func (d Domain) Leave() int { return int(C.exipc_leave(d.p)) }
 
 // Listen calls exipc_listen.
 func (d Domain) Listen(service string) (Listener, int) {
@@ -370,6 +384,11 @@ func (d Domain) WaitReady(words []uint64, timeoutNs int64) int {
 // ReapNoWait reaps like Reap but does not wait for a reap that another
 // process or thread is doing (the poller's periodic reap).
 func (d Domain) ReapNoWait() int { return int(C.exipc_go_reap_nowait(d.p)) }
+
+// WaitSlice is how long the poller may sleep before it reaps by itself: -1
+// when the C watcher hears of every peer's death and of the unlink from the
+// kernel (pidfd, inotify), else a slice in nanoseconds.
+func (d Domain) WaitSlice() int64 { return int64(C.exipc_go_wait_slice(d.p)) }
 
 // Wake calls exipc_wake: a WaitReady in progress returns early.
 func (d Domain) Wake() int { return int(C.exipc_wake(d.p)) }

@@ -248,6 +248,7 @@ int cqm_take_slot(exipc_domain_t *d)
             gen = 1;
         ATOM_STORE_RELAXED(&p->gen, gen);
         ATOM_STORE_RELAXED(&p->pid, (int32_t)getpid());
+        ATOM_STORE_RELAXED(&p->pidns, d->watch.pidns);
         ATOM_STORE_RELAXED(&p->doorbell, 0u);
         ATOM_STORE_RELAXED(&p->reaper, NO_PROC);
         ATOM_STORE_RELEASE(&p->state, (uint32_t)PROC_ALIVE); /* P1 -> P1': slot fields before state */

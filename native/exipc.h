@@ -126,6 +126,16 @@ EXIPC_API int exipc_open(const char *name, const struct exipc_options *opt, exip
  * exipc_unlink. Returns 0. Not to be called while other threads use d. */
 EXIPC_API int exipc_close(exipc_domain_t *d);
 
+/* exipc_leave is exipc_close, and, when no other live process is attached
+ * any more, also removes the domain's name (decided under the table lock,
+ * so of two processes leaving at once exactly the last one removes it; a
+ * name that meanwhile names another domain is left alone). The way for the
+ * last process out to clean up: a server that unlinks on an ordinary exit
+ * while clients are attached strands them (they see -EIDRM). Returns 1 if
+ * it removed the name, 0 if not, -EINVAL. Not to be called while other
+ * threads use d. */
+EXIPC_API int exipc_leave(exipc_domain_t *d);
+
 /* exipc_unlink removes the domain's name; processes that have it mapped keep
  * working. Returns 0, -ENOENT if there is no such domain, -EINVAL for a bad
  * name. */

@@ -42,7 +42,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 3u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record */
+#define EXIPC_LAYOUT_VERSION 4u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: proc_slot.pidns */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -150,6 +150,7 @@ struct proc_slot {
     int32_t pid;       /* informational only (pid namespaces differ) */
     uint32_t doorbell; /* futex word, rung by producers (wait issue) */
     uint32_t reaper, reaper_gen; /* REAPING: the claim (slot, gen); NO_PROC = a reaper that had no slot */
+    uint64_t pidns;    /* the owner's pid namespace (inode): its pid means something only there (watch.c) */
 };
 
 enum { SVC_FREE = 0, SVC_LISTENING = 1 };
@@ -280,6 +281,27 @@ struct exipc_listener {
     struct exipc_listener *next, *prev;
 };
 
+/* One peer process a domain handle's watcher knows of (watch.c). */
+struct watched {
+    uint32_t slot, gen;
+    int pidfd;      /* -1: not (or no longer) watched */
+    bool unwatched; /* the kernel cannot tell us of its death: slices */
+};
+
+/* The watcher of one domain handle (watch.c). Process-local. */
+struct watch {
+    pthread_mutex_t mu; /* peers, starting */
+    pthread_t thread;
+    uint32_t running;   /* atomic: the watcher thread runs */
+    uint32_t gone;      /* atomic, 0 -> 1: the domain's name was removed */
+    uint32_t unwatched; /* atomic: peers (or the name) the kernel cannot tell us about */
+    bool failed;        /* the watcher could not start: slices for everything */
+    int epfd, stopfd, inofd;
+    uint64_t pidns;     /* ours */
+    struct watched *peers;
+    uint32_t npeers, cap;
+};
+
 struct exipc_domain {
     uint8_t *base;
     int fd;
@@ -299,6 +321,8 @@ struct exipc_domain {
         uint32_t g[HEAP_CACHE_MAX];
     } cache[HEAP_CACHE_CLASSES];
     struct layout L;
+    char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1]; /* the domain's file */
+    struct watch watch;        /* peer deaths and unlink, from the kernel (watch.c) */
     pthread_mutex_t cqm_mu;    /* local: threads sharing fd take the CQM lock in turn */
     pthread_mutex_t objs_lock; /* local: the lists below */
     struct exipc_chan *chans;
@@ -345,6 +369,7 @@ int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **o
  *   ring.c     rings, send, take, doorbells, "is the peer gone"
  *   cqm.c      the table lock and the table primitives
  *   reap.c     the reaper
+ *   watch.c    peer deaths and unlink from the kernel (pidfd, inotify)
  *   wait.c     blocking receive, poll, doorbell waits
  *   bind.c     register, listen, accept, connect, close
  *   segment.c  open, close, unlink, stat
@@ -356,18 +381,24 @@ int futex_wait(uint32_t *addr, uint32_t val, int64_t timeout_ns);
 void futex_wake(uint32_t *addr, int n);
 /* What one sliced wait ended with (futex_wait_slice). */
 enum { WAIT_WOKEN = 0, WAIT_SLICE = 1, WAIT_DEADLINE = 2 };
-/* Sleeps on *addr while it holds `seen`, for at most WAIT_SLICE_NS and never
+/* Sleeps on *addr while it holds `seen`, for at most `slice` ns and never
  * past `deadline` (now_ns() clock): WAIT_DEADLINE if the deadline had passed
  * (no sleep), WAIT_SLICE if the slice ran out (time to re-check liveness),
- * else WAIT_WOKEN (woken, value changed, or a signal). */
-int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline);
+ * else WAIT_WOKEN (woken, value changed, or a signal). slice: wait_slice_ns. */
+int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t slice);
 /* Bumps the futex word *addr (acq_rel) and wakes every waiter on it. */
 void bump_wake(uint32_t *addr);
 int ncpus(void); /* CPUs this process may run on (cached) */
 bool valid_name(const char *s, size_t max);
 bool slot_alive(exipc_domain_t *d, uint32_t slot);
 bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen);
+/* 0, -EBADF in a forked child, -EIDRM once the domain was unlinked: the
+ * check at the top of every call. */
 int check_fork(exipc_domain_t *d);
+bool forked(exipc_domain_t *d);
+/* The domain's name was removed while we are attached (watch.c sets it). */
+static inline bool domain_gone(exipc_domain_t *d) { return ATOM_LOAD_RELAXED(&d->watch.gone) != 0; }
+
 uint64_t exipc_fork_generation(void);
 
 /* segment.c */
@@ -417,6 +448,23 @@ void chan_free_if_done(exipc_domain_t *d, uint32_t i);
 void service_stop(exipc_domain_t *d, uint32_t i);
 void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 
+/* watch.c */
+uint64_t watch_pidns(void);
+void watch_init(exipc_domain_t *d);
+/* Watches the process in slot (gen) for its death; reaps it at once if it is
+ * dead already. Any thread. */
+void watch_peer(exipc_domain_t *d, uint32_t slot, uint32_t gen);
+/* Stops the watcher and closes its descriptors (not from the watcher). */
+void watch_stop(exipc_domain_t *d);
+/* How long a blocking wait may sleep before it re-checks liveness itself:
+ * without a limit (INT64_MAX) when the watcher hears of every peer's death
+ * and of the unlink from the kernel, else WAIT_SLICE_NS. Starts the watcher
+ * on the first call. */
+int64_t wait_slice_ns(exipc_domain_t *d);
+/* Has the domain's file lost its name? Then mark it gone (the fallback for
+ * when inotify cannot tell us: called where a slice ran out). */
+void watch_check_unlink(exipc_domain_t *d);
+
 /* bind.c */
 int cqm_register(exipc_domain_t *d);
 
@@ -450,6 +498,9 @@ int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t);
  * process exactly there. The product compiles them to nothing. */
 #ifdef EXIPC_TESTING
 extern void (*exipc__kill_point)(const char *point);
+/* Test hook: when set, no watcher starts, so a test decides who reaps whom
+ * (the waits fall back to their slices). */
+extern int exipc__no_watch;
 #define KILL_POINT(name)                                                        \
     do {                                                                        \
         void (*kp_)(const char *) = ATOM_LOAD_RELAXED(&exipc__kill_point);      \

@@ -259,6 +259,7 @@ static void domain_init(exipc_domain_t *d, uint32_t wait_policy)
     d->fork_gen = exipc_fork_generation();
     d->fd = -1;
     d->wait_policy = wait_policy;
+    watch_init(d);
     pthread_mutex_init(&d->cqm_mu, NULL);
     pthread_mutex_init(&d->objs_lock, NULL);
 }
@@ -273,8 +274,11 @@ static void domain_free(exipc_domain_t *d)
 #endif
     if (own_map)
         munmap(d->base, d->L.total_size);
+    if (!forked(d))
+        watch_stop(d);
     if (d->fd >= 0)
         close(d->fd);
+    pthread_mutex_destroy(&d->watch.mu);
     pthread_mutex_destroy(&d->cqm_mu);
     pthread_mutex_destroy(&d->objs_lock);
     free(d);
@@ -301,6 +305,7 @@ int exipc_open(const char *name, const struct exipc_options *opt, exipc_domain_t
     if (d == NULL)
         return -ENOMEM;
     domain_init(d, opt ? opt->wait_policy : EXIPC_WAIT_ADAPTIVE);
+    memcpy(d->path, path, sizeof d->path);
 
     bool attach_only = opt && (opt->flags & EXIPC_ATTACH_ONLY);
     for (int attempt = 0;; attempt++) {
@@ -367,12 +372,33 @@ fail:
     return rc;
 }
 
-int exipc_close(exipc_domain_t *d)
+/* Is the file at d->path still the one we have open? */
+static bool path_is_ours(exipc_domain_t *d)
+{
+    struct stat a, b;
+    return fstat(d->fd, &a) == 0 && stat(d->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Closes d; with leave, also removes the domain's name when no other live
+ * process is attached, decided under the table lock so that of two
+ * processes leaving at once exactly the last one does. Returns 1 if it
+ * removed the name, else 0. */
+static int domain_close(exipc_domain_t *d, bool leave)
 {
     if (d == NULL)
         return -EINVAL;
-    if (check_fork(d) == 0 && cqm_lock(d) == 0) {
+    int removed = 0;
+    if (!forked(d))
+        watch_stop(d); /* before the slot and the mapping go: it reaps */
+    if (!forked(d) && cqm_lock(d) == 0) {
         cqm_release_slot(d, d->slot);
+        if (leave && !domain_gone(d)) {
+            bool others = false;
+            for (uint32_t i = 0; i < d->L.max_procs && !others; i++)
+                others = ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i); /* P1 -> P1': slot fields before state */
+            if (!others && path_is_ours(d) && unlink(d->path) == 0)
+                removed = 1;
+        }
         cqm_unlock(d);
     }
     /* A forked child only drops its copies: the slot is its parent's. */
@@ -387,8 +413,16 @@ int exipc_close(exipc_domain_t *d)
         free(l);
     }
     domain_free(d); /* closing the file drops the liveness lock */
-    return 0;
+    return removed;
 }
+
+int exipc_close(exipc_domain_t *d)
+{
+    int rc = domain_close(d, false);
+    return rc < 0 ? rc : 0;
+}
+
+int exipc_leave(exipc_domain_t *d) { return domain_close(d, true); }
 
 #ifdef EXIPC_TESTING
 int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **out)
@@ -401,6 +435,7 @@ int exipc__open_same_map(exipc_domain_t *d, const char *name, exipc_domain_t **o
     if (e == NULL)
         return -ENOMEM;
     domain_init(e, d->wait_policy);
+    memcpy(e->path, path, sizeof e->path);
     e->fork_gen = d->fork_gen;
     e->base = d->base;
     e->L = d->L;

@@ -14,6 +14,7 @@
 
 #ifdef EXIPC_TESTING
 void (*exipc__kill_point)(const char *point); /* see KILL_POINT */
+int exipc__no_watch; /* see watch_peer */
 #endif
 
 int64_t now_ns(void)
@@ -58,13 +59,16 @@ int ncpus(void)
     return v;
 }
 
-int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline)
+int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t slice)
 {
     int64_t now = now_ns();
     if (now >= deadline)
         return WAIT_DEADLINE;
     int64_t left = deadline - now;
-    int rc = futex_wait(addr, seen, left < WAIT_SLICE_NS ? left : WAIT_SLICE_NS);
+    bool sliced = slice < left;
+    int rc = futex_wait(addr, seen, !sliced ? (deadline == INT64_MAX ? -1 : left) : slice);
+    if (rc == -ETIMEDOUT && !sliced)
+        return now_ns() >= deadline ? WAIT_DEADLINE : WAIT_WOKEN;
     return rc == -ETIMEDOUT ? WAIT_SLICE : WAIT_WOKEN;
 }
 
@@ -142,9 +146,13 @@ uint64_t exipc_fork_generation(void)
     return ATOM_LOAD_RELAXED(&fork_generation);
 }
 
+bool forked(exipc_domain_t *d) { return d->fork_gen != ATOM_LOAD_RELAXED(&fork_generation); }
+
 int check_fork(exipc_domain_t *d)
 {
-    return d->fork_gen == ATOM_LOAD_RELAXED(&fork_generation) ? 0 : -EBADF;
+    if (forked(d))
+        return -EBADF;
+    return domain_gone(d) ? -EIDRM : 0;
 }
 
 /* The one table of error texts: exipc_strerror in C, and the Go errors'

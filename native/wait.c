@@ -100,6 +100,8 @@ int exipc_wait_ready(exipc_domain_t *d, uint64_t *bits, size_t words, int64_t ti
     uint64_t *mine = D_READY(d, d->slot);
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : now_ns() + timeout_ns;
     for (int slept = 0;; slept = 1) {
+        if (domain_gone(d))
+            return -EIDRM;
         uint32_t seen = ATOM_LOAD_SEQCST(&p->doorbell); /* D1 -> D1: work before doorbell */
         int n = 0;
         for (uint32_t w = 0; w < d->L.ready_words; w++) {
@@ -151,6 +153,8 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
         }
     }
     for (int slept = 0;; slept = 1) {
+        if (domain_gone(d))
+            return -EIDRM;
         uint32_t seen = ATOM_LOAD_SEQCST(&p->doorbell); /* D1 -> D1: work before doorbell */
         int ready = 0;
         for (size_t i = 0; i < n; i++) {
@@ -164,11 +168,13 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
             return 0; /* woken by exipc_wake */
         if (timeout_ns == 0)
             return -EAGAIN;
-        int w = futex_wait_slice(&p->doorbell, seen, deadline);
+        int w = futex_wait_slice(&p->doorbell, seen, deadline, wait_slice_ns(d));
         if (w == WAIT_DEADLINE)
             return -ETIMEDOUT;
-        if (w == WAIT_SLICE)
+        if (w == WAIT_SLICE) {
             cqm_reap_all(d, false, NULL); /* a peer that died without a word shows up as a closed end */
+            watch_check_unlink(d);
+        }
     }
 }
 
@@ -178,8 +184,12 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
  * already (C1), so re-read tail to decide between data and -EPIPE. */
 static int64_t closed_or_ready(exipc_chan_t *c, bool check_liveness)
 {
+    if (domain_gone(c->d))
+        return -EIDRM;
     struct chan *ch = D_CHAN(c->d, c->idx);
     bool gone = c->peer_dead || ATOM_LOAD_SEQCST(&ch->end[1 - c->side].closed); /* C1 -> A1 */
+    if (check_liveness)
+        watch_check_unlink(c->d);
     if (!gone && check_liveness && chan_peer_gone(c)) {
         gone = true;
         cqm_reap_all(c->d, false, NULL); /* clean up after it now (a reaper already at it is not waited for) */
@@ -239,7 +249,7 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
             ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
             return avail;
         }
-        int w = futex_wait_slice(&c->rx->sleeping, 1u, deadline);
+        int w = futex_wait_slice(&c->rx->sleeping, 1u, deadline, wait_slice_ns(c->d));
         ATOM_STORE_RELAXED(&c->rx->sleeping, 0u);
         if (w == WAIT_DEADLINE)
             return -ETIMEDOUT;

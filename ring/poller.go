@@ -5,15 +5,18 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/exipc/exipc/native"
 )
 
 // ReapEvery is how often a running poller reaps dead processes when nothing
-// rings: a peer killed without a word then shows up as a closed end (its
-// channel ends are closed by the reaper, which rings their consumers) within
-// about this time.
+// rings, in the one case the kernel does not tell the domain's watcher of a
+// death (a peer in another pid namespace, or no pidfd): such a peer killed
+// without a word then shows up as a closed end within about this time.
+// Otherwise the poller sleeps without a timeout: nothing wakes while nothing
+// happens.
 const ReapEvery = 50 * time.Millisecond
 
 // spinFor is how long WaitAdaptive spins before it parks: about two futex
@@ -135,7 +138,22 @@ func (p *Poller) loop() {
 	words := make([]uint64, p.d.ReadyWords())
 	last := time.Now()
 	for !p.stop.Load() {
-		n := p.d.WaitReady(words, int64(ReapEvery))
+		timeout := int64(-1)
+		sliced := p.d.WaitSlice() >= 0
+		if sliced {
+			timeout = int64(ReapEvery)
+		}
+		n := p.d.WaitReady(words, timeout)
+		if n == -int(syscall.EIDRM) || n == -int(syscall.EBADF) {
+			// The domain is gone (or this is a forked child): wake every
+			// waiter, whose call then returns the error, and stop.
+			p.mu.Lock()
+			for _, wt := range p.waiters {
+				wt.Wake()
+			}
+			p.mu.Unlock()
+			return
+		}
 		if n > 0 {
 			p.mu.Lock()
 			for i, w := range words {
@@ -149,7 +167,7 @@ func (p *Poller) loop() {
 			}
 			p.mu.Unlock()
 		}
-		if now := time.Now(); now.Sub(last) >= ReapEvery && !p.stop.Load() {
+		if now := time.Now(); sliced && now.Sub(last) >= ReapEvery && !p.stop.Load() {
 			last = now
 			p.d.ReapNoWait()
 		}

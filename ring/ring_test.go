@@ -19,7 +19,6 @@ func newPair(t *testing.T) (d native.Domain, client, server *End) {
 	if rc < 0 {
 		t.Fatalf("open: %s", native.Strerror(rc))
 	}
-	native.Unlink(name) // the mapping outlives the name
 	l, rc := d.Listen("svc")
 	if rc < 0 {
 		t.Fatalf("listen: %s", native.Strerror(rc))
@@ -42,6 +41,7 @@ func newPair(t *testing.T) (d native.Domain, client, server *End) {
 		p.Close()
 		l.Close()
 		d.Close()
+		native.Unlink(name)
 	})
 	return d, client, server
 }

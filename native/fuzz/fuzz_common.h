@@ -177,6 +177,7 @@ struct fz_world {
     bool strict; /* block metadata untouched: ownership is exact */
     uint8_t *m;
     struct exipc__layout L;
+    char name[64]; /* unlinked at close, not before: an unlinked domain is gone (-EIDRM) */
 };
 
 static void fz_in_arena(exipc_domain_t *d, const void *p, size_t len)
@@ -192,8 +193,8 @@ static bool fz_world_open(struct fz_world *w, bool strict)
     memset(w, 0, sizeof *w);
     w->strict = strict;
     const char *name = fz_name();
-    char keep[64];
-    snprintf(keep, sizeof keep, "%s", name);
+    char *keep = w->name;
+    snprintf(keep, sizeof w->name, "%s", name);
     if (exipc_open(keep, &fz_opts, &w->d[0]) != 0)
         return false;
     if (exipc_open(keep, &fz_opts, &w->d[1]) != 0) {
@@ -201,7 +202,6 @@ static bool fz_world_open(struct fz_world *w, bool strict)
         exipc_unlink(keep);
         return false;
     }
-    exipc_unlink(keep); /* both keep it mapped; nothing is left behind */
     exipc__layout_of(&fz_opts, &w->L);
     w->m = w->d[0]->base; /* the peer writes through the same shared pages */
     if (exipc_listen(w->d[0], "s", &w->l) != 0 || exipc_connect(w->d[1], "s", 0, &w->end[1]) != 0 ||
@@ -214,6 +214,7 @@ static void fz_world_close(struct fz_world *w)
 {
     exipc_close(w->d[1]);
     exipc_close(w->d[0]);
+    exipc_unlink(w->name);
 }
 
 static void fz_own_add(struct fz_world *w, int i, exipc_handle_t h)

@@ -9,6 +9,9 @@ static exipc_domain_t *d, *other;
 static exipc_handle_t live[NLIVE];
 static size_t live_len[NLIVE];
 
+static char handle_domain[64];
+static void unlink_handle_domain(void) { exipc_unlink(handle_domain); }
+
 static void setup(void)
 {
     const char *name = fz_name();
@@ -16,7 +19,8 @@ static void setup(void)
     snprintf(keep, sizeof keep, "%s", name);
     if (exipc_open(keep, &fz_opts, &d) != 0 || exipc_open(keep, &fz_opts, &other) != 0)
         fz_fail("cannot open a fresh domain");
-    exipc_unlink(keep);
+    snprintf(handle_domain, sizeof handle_domain, "%s", keep);
+    atexit(unlink_handle_domain); /* not before: an unlinked domain is gone (-EIDRM) */
     static const size_t sizes[NLIVE] = {1, 64, 65, 1000, 4096, 4000};
     for (int i = 0; i < NLIVE; i++) {
         live_len[i] = sizes[i];

@@ -190,7 +190,8 @@ int main(int argc, char **argv)
     if (n <= 0)
         n = 200;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("# peer SIGKILLed -> blocked receiver returns -EPIPE, no third process alive; wait slice %lld ms, target p99 50 ms\n",
+    printf("# peer SIGKILLed -> blocked receiver returns -EPIPE, no third process alive; the watcher's pidfd "
+           "tells (fallback slice %lld ms where it cannot); target p99 10 ms\n",
            (long long)(WAIT_SLICE_NS / 1000000));
     int rc = 0;
     if (strcmp(which, "poll") != 0)

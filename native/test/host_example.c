@@ -67,12 +67,8 @@ out:
         exipc_chan_close(c);                  /* the peer still gets what we sent */
     if (l)
         exipc_listener_close(l);
-    /* The last process out removes the name, on success and on failure
-     * alike; a server that others may still use leaves it in place. */
-    struct exipc_stat st;
-    int last = exipc_stat(d, &st) == 0 && st.procs_alive == 1;
-    exipc_close(d);
-    if (last)
-        exipc_unlink(argv[2]);
+    /* Close; the last process out also removes the name, on success and on
+     * failure alike. A server that others may still use leaves it. */
+    exipc_leave(d);
     return r < 0 ? 1 : 0;
 }
