@@ -215,16 +215,18 @@ test-install:
 # (f) go vet and go test, reusing the C peer
 GO_FILES = $(shell find . -name '*.go' -not -path './build/*' -not -path './.git/*' 2>/dev/null | head -1)
 GO_TEST_FLAGS ?= -timeout 10m
+# Tests build the variant with the test hooks (native.LayoutOf, Domain.Mapping).
+GO_TEST_TAGS := -tags exipc_testing
 
 test-go: $(PEER)
 	@if [ -z "$(GO_FILES)" ]; then echo "go: no Go code yet, skipped"; exit 0; fi; \
-	set -ex; $(GO) vet ./...; \
-	EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test -count=1 $(GO_TEST_FLAGS) ./...
+	set -ex; $(GO) vet ./...; $(GO) vet $(GO_TEST_TAGS) ./...; \
+	EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test $(GO_TEST_TAGS) -count=1 $(GO_TEST_FLAGS) ./...
 
 # (g) the race detector, short mode
 test-race: $(PEER)
 	@if [ -z "$(GO_FILES)" ]; then echo "go: no Go code yet, skipped"; exit 0; fi; \
-	set -ex; EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test -race -count=1 -short $(GO_TEST_FLAGS) ./...
+	set -ex; EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test $(GO_TEST_TAGS) -race -count=1 -short $(GO_TEST_FLAGS) ./...
 
 # Every step, in order; keeps going after a failure and exits non-zero if any failed.
 test:
@@ -295,7 +297,7 @@ fuzz: fuzz-go fuzz-c
 fuzz-go:
 	@fail=0; for t in $(GO_FUZZ_TARGETS); do \
 	    echo "== go fuzz $$t ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || fail=1; \
+	    $(GO) test $(GO_TEST_TAGS) -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) . || fail=1; \
 	done; $(MAKE) --no-print-directory clean-hostile-shm; exit $$fail
 
 # libFuzzer comes with clang; install it from Debian's packages when root.

@@ -2,9 +2,13 @@
 // pair of SPSC handle rings. It moves 64-bit heap handles (never data) with
 // one cgo call per Send, Recv or batch, and no heap allocation.
 //
+// Ends come from the binding layer (package bind: Accept and Connect); what
+// a program calls on one is here: Send, Recv and their batch and Try forms,
+// and Close.
+//
 // An End is safe for concurrent use: the C core allows one sending and one
 // receiving thread at a time per channel, so senders are serialised by one
-// mutex and receivers by another, and a Guard keeps the C channel alive
+// mutex and receivers by another, and a guard keeps the C channel alive
 // while any call uses it.
 package ring
 
@@ -15,6 +19,9 @@ import (
 
 	"golang.org/x/sys/cpu"
 
+	"github.com/exipc/exipc/internal/guard"
+	"github.com/exipc/exipc/internal/link"
+	"github.com/exipc/exipc/internal/poll"
 	"github.com/exipc/exipc/native"
 )
 
@@ -30,11 +37,11 @@ type End struct {
 	_    cpu.CacheLinePad
 
 	c       native.Chan
-	service string     // for error messages
-	onClose func(*End) // called once after the C channel is closed; may be nil
+	service string            // for error messages
+	onClose func(link.EndCtl) // called once after the C channel is closed; may be nil
 	closing atomic.Bool
-	p       *Poller // the domain's poller: blocked receives park on it
-	w       *Waiter // this end's place in it
+	p       *poll.Poller // the domain's poller: blocked receives park on it
+	w       *poll.Waiter // this end's place in it
 }
 
 // recvSite is the End as Wait sees it: its receiving side.
@@ -48,14 +55,25 @@ func (s *recvSite) Closed() bool { return s.recv.g.Closed() }
 // at a time into C (the C core allows one sending and one receiving thread
 // per channel).
 type half struct {
-	g  native.Guard
+	g  guard.Guard
 	mu sync.Mutex
 }
 
-// New wraps an open C channel bound to SERVICE; p is its domain's poller.
+// ctl is the binding layer's view of an End (link.EndCtl).
+type ctl End
+
+func init() {
+	link.NewEnd = func(c native.Chan, service string, p *poll.Poller, onClose func(link.EndCtl)) (any, link.EndCtl) {
+		e := newEnd(c, service, p, onClose)
+		return e, (*ctl)(e)
+	}
+	link.CtlOf = func(e any) link.EndCtl { return (*ctl)(e.(*End)) }
+}
+
+// newEnd wraps an open C channel bound to SERVICE; p is its domain's poller.
 // onClose, if not nil, is called once when the end has been closed (the
 // binding layer untracks it).
-func New(c native.Chan, service string, p *Poller, onClose func(*End)) *End {
+func newEnd(c native.Chan, service string, p *poll.Poller, onClose func(link.EndCtl)) *End {
 	return &End{c: c, service: service, onClose: onClose, p: p, w: p.Register(c.ID())}
 }
 
@@ -175,12 +193,12 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 }
 
 // Waiter is the end's place in its domain's poller.
-func (e *End) Waiter() *Waiter { return e.w }
+func (e *ctl) Waiter() *poll.Waiter { return e.w }
 
 // Arm asks for the poller's signal when the end has something to receive
 // (or its peer goes). It reports whether that is so already; a closed end
 // reports ready, so that the caller's next call returns ErrClosed.
-func (e *End) Arm() (bool, error) {
+func (e *ctl) Arm() (bool, error) {
 	if !e.recv.g.Enter() {
 		return true, nil
 	}
@@ -215,7 +233,7 @@ func (e *End) waitErr(ctx context.Context, err error) error {
 	switch err {
 	case nil:
 		return nil
-	case ErrDone:
+	case poll.ErrDone:
 		return native.CtxErr(ctx)
 	case native.ErrClosed:
 		return native.WrapErr("recv", e.service, native.ErrClosed)
@@ -225,12 +243,12 @@ func (e *End) waitErr(ctx context.Context, err error) error {
 
 // Close closes this end: the peer receives everything sent so far, then
 // native.ErrPeerDead; handles in flight towards this end are freed. It waits
-// for calls in flight (a blocked Recv returns within native.MaxSlice).
+// for calls in flight (a blocked Recv returns within guard.MaxSlice).
 // Closing an end whose peer died returns nil; closing it again returns
 // native.ErrClosed.
 func (e *End) Close() error {
 	var rc int
-	if !e.Shut(&rc) {
+	if !e.shut(&rc) {
 		return native.WrapErr("close", e.service, native.ErrClosed)
 	}
 	return native.Wrap("close", e.service, rc, nil, nil)
@@ -239,25 +257,30 @@ func (e *End) Close() error {
 // Mark marks the end closed without waiting: calls fail with
 // native.ErrClosed from now on, and a blocked Recv gives up at its next
 // slice. Shut must follow.
-func (e *End) Mark() {
+func (e *ctl) Mark() { (*End)(e).mark() }
+
+// Shut is shut, for the binding layer.
+func (e *ctl) Shut(rc *int) bool { return (*End)(e).shut(rc) }
+
+func (e *End) mark() {
 	e.send.g.Mark()
 	e.recv.g.Mark()
 	e.w.Wake() // a parked Recv sees the mark now
 }
 
-// Shut closes the end like Close, storing the C result in *rc if this call
+// shut closes the end like Close, storing the C result in *rc if this call
 // freed it, and reports whether this call was the first to close it. The
 // binding layer uses it to close the ends a domain still has open. Every
-// Shut returns only once the C channel is closed.
-func (e *End) Shut(rc *int) bool {
+// shut returns only once the C channel is closed.
+func (e *End) shut(rc *int) bool {
 	first := !e.closing.Swap(true)
-	e.Mark()
+	e.mark()
 	e.send.g.Shut(func() {}) // wait for sends in flight
 	e.recv.g.Shut(func() {
 		*rc = e.c.Close()
 		e.p.Unregister(e.w)
 		if e.onClose != nil {
-			e.onClose(e)
+			e.onClose((*ctl)(e))
 		}
 	})
 	return first

@@ -1,4 +1,8 @@
-package ring
+// Package poll is the Go side of waiting: one poller per domain sleeps on
+// the process's doorbell and wakes exactly the goroutines whose channel or
+// listener rang, and Wait is the one loop that applies the wait policy
+// (spin, then park) for every blocking call of the Go layers.
+package poll
 
 import (
 	"math/bits"
@@ -16,9 +20,28 @@ import (
 // about this time.
 const ReapEvery = 50 * time.Millisecond
 
-// spinFor is how long WaitAdaptive spins before it parks: about two futex
-// wake-up round trips here.
-const spinFor = 20 * time.Microsecond
+// spinFor is how long WaitAdaptive spins before it parks: the C core's own
+// budget (SPIN_BEFORE_PARK_NS), so that Go and C waiters behave alike.
+const spinFor = native.SpinBeforePark
+
+// spinners counts the goroutines of this process that spin in Wait under
+// WaitAdaptive; at most maxSpinners do at once (the Ps left over when one
+// runs the peer's work), so that a hundred waiting goroutines do not take
+// every CPU from the process that would answer them. The others park at
+// once and are woken by the poller.
+var (
+	spinners    atomic.Int32
+	maxSpinners = int32(max(runtime.GOMAXPROCS(0)-1, 0))
+)
+
+// spinSlot takes a spinning slot; false if all are taken.
+func spinSlot() bool {
+	if spinners.Add(1) <= maxSpinners {
+		return true
+	}
+	spinners.Add(-1)
+	return false
+}
 
 // Poller is a domain's one waiting thread. Goroutines that must wait in
 // Recv, RecvBatch or Accept arm their channel or listener in C and park on
@@ -184,10 +207,17 @@ type Site interface {
 // Wait blocks the calling goroutine until try reports done (a result, or an
 // error other than "nothing there"), done is closed (it returns ErrDone), or
 // the site is closed (native.ErrClosed). The domain's policy decides whether
-// to spin first (WaitAdaptive: about 20 µs), spin only (WaitSpin) or park at
+// to spin first (WaitAdaptive: about 20 µs, if fewer than GOMAXPROCS-1
+// goroutines of the process spin already), spin only (WaitSpin) or park at
 // once (WaitPark). It does not allocate.
 func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bool, error)) error {
 	var spinUntil time.Time
+	spinning := false // holds a spinning slot (WaitAdaptive)
+	defer func() {
+		if spinning {
+			spinners.Add(-1)
+		}
+	}()
 	for spins := 0; ; spins++ {
 		if site.Closed() {
 			return native.ErrClosed
@@ -207,15 +237,18 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 			}
 			continue
 		case native.WaitAdaptive:
-			if runtime.NumCPU() > 1 {
-				if spins == 0 {
-					spinUntil = time.Now().Add(spinFor)
-					continue
-				}
-				if spins&15 != 0 || time.Now().Before(spinUntil) {
-					continue
-				}
+			if spins == 0 && spinSlot() {
+				spinning = true
+				spinUntil = time.Now().Add(spinFor)
+				continue
 			}
+			if spinning && (spins&15 != 0 || time.Now().Before(spinUntil)) {
+				continue
+			}
+		}
+		if spinning {
+			spinners.Add(-1)
+			spinning = false
 		}
 		// Park: arm (store + re-check in C, the Dekker pair with the
 		// producer), then sleep on the Go channel the poller signals.
@@ -234,7 +267,7 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 		case <-done:
 			return ErrDone
 		}
-		spins = -1 // after a wake-up, spin again before parking
+		spins = -1 // after a wake-up, spin again (if a slot is free) before parking
 	}
 }
 
