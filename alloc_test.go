@@ -44,6 +44,33 @@ func TestZeroAllocs(t *testing.T) {
 			panic(err)
 		}
 	})
+	head, body := []byte("head"), make([]byte, 60)
+	check("SendCopy+RecvBytes+Free", func() {
+		if _, err := c.SendCopy(head, body); err != nil {
+			panic(err)
+		}
+		h2, b2, err := s.RecvBytes(bg)
+		if err != nil || len(b2) != 64 {
+			panic(err)
+		}
+		if err := d.Free(h2); err != nil {
+			panic(err)
+		}
+	})
+	check("TryRecvBytes empty", func() {
+		if _, _, err := s.TryRecvBytes(); err != exipc.ErrEmpty {
+			panic(err)
+		}
+	})
+	fb := make([]exipc.Handle, 8)
+	check("Alloc+FreeBatch", func() {
+		for i := range fb {
+			fb[i], _, _ = d.Alloc(64)
+		}
+		if err := d.FreeBatch(fb); err != nil {
+			panic(err)
+		}
+	})
 	check("Recv with a deadline ctx", func() {
 		h, _, _ := d.Alloc(64)
 		c.Send(h)

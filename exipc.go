@@ -128,6 +128,12 @@ func (d *Domain) Bytes(h Handle) ([]byte, error) { return d.d.Bytes(uint64(h)) }
 // sent) gives ErrBadHandle.
 func (d *Domain) Free(h Handle) error { return d.d.Free(uint64(h)) }
 
+// FreeBatch frees every handle of hs, which this process owns, in order and
+// in one call into C (one cgo crossing for the lot). It stops at the first
+// it may not free (ErrBadHandle): those before it are freed, those after it
+// are untouched.
+func (d *Domain) FreeBatch(hs []Handle) error { return d.d.FreeBatch(handles(hs)) }
+
 // Reap cleans up after every dead process of the domain — its blocks,
 // channels, services and slot — and returns how many this call cleaned (0
 // if there were none or another process cleaned them).
@@ -173,6 +179,17 @@ func (l *Listener) Close() error { return l.l.Close() }
 // line away from the receiver and slows it down.
 func (c *Chan) Send(h Handle) error { return c.e.Send(uint64(h)) }
 
+// SendCopy sends a copy of head followed by body (either may be nil) in a
+// new block: Alloc, copy and Send in one call into C (one cgo crossing, where
+// the three calls take three). It returns the handle sent, which belongs to
+// the peer. On any error nothing was sent and nothing stays allocated; a
+// full ring gives ErrQueueFull and an empty heap ErrHeapFull, not wrapped,
+// as Send does.
+func (c *Chan) SendCopy(head, body []byte) (Handle, error) {
+	h, err := c.e.SendCopy(head, body)
+	return Handle(h), err
+}
+
 // SendBatch sends hs in order with one publication and returns how many it
 // sent, k; hs[k:] still belong to the caller. Sending fewer than len(hs) is
 // not an error; when the ring is full and nothing was sent it returns 0 and
@@ -193,6 +210,20 @@ func (c *Chan) Recv(ctx context.Context) (Handle, error) {
 func (c *Chan) TryRecv() (Handle, error) {
 	h, err := c.e.TryRecv()
 	return Handle(h), err
+}
+
+// RecvBytes is Recv that also returns the received block, as Bytes would,
+// in the same call into C (Recv then Bytes take two cgo crossings).
+func (c *Chan) RecvBytes(ctx context.Context) (Handle, []byte, error) {
+	h, b, err := c.e.RecvView(ctx)
+	return Handle(h), b, err
+}
+
+// TryRecvBytes is TryRecv that also returns the received block (see
+// RecvBytes). With nothing there it returns ErrEmpty itself.
+func (c *Chan) TryRecvBytes() (Handle, []byte, error) {
+	h, b, err := c.e.TryRecvView()
+	return Handle(h), b, err
 }
 
 // RecvBatch receives up to len(hs) handles into hs, waiting like Recv for

@@ -83,3 +83,18 @@ func (hp *Heap) Free(h uint64) error {
 	}
 	return nil
 }
+
+// FreeBatch frees every handle of hs, in order, in one call into C. It
+// stops at the first that is not a block owned by this process
+// (native.ErrBadHandle): those before it are freed, those after untouched.
+func (hp *Heap) FreeBatch(hs []uint64) error {
+	if !hp.g.Enter() {
+		return native.WrapErr("free", hp.name, native.ErrClosed)
+	}
+	rc := hp.d.FreeBatch(hs)
+	hp.g.Leave()
+	if rc < 0 {
+		return native.Wrap("free", hp.name, rc, nil, nil)
+	}
+	return nil
+}

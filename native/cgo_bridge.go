@@ -45,6 +45,12 @@ package native
 #cgo nocallback exipc_stat
 #cgo noescape exipc_wait_ready
 #cgo nocallback exipc_wait_ready
+#cgo noescape exipc_send_copy
+#cgo nocallback exipc_send_copy
+#cgo noescape exipc_recv_view
+#cgo nocallback exipc_recv_view
+#cgo noescape exipc_free_batch
+#cgo nocallback exipc_free_batch
 #cgo nocallback exipc_chan_arm
 #cgo nocallback exipc_listener_arm
 
@@ -261,6 +267,14 @@ func (d Domain) Bytes(h uint64) []byte {
 // Free calls exipc_free.
 func (d Domain) Free(h uint64) int { return int(C.exipc_free(d.p, C.exipc_handle_t(h))) }
 
+// FreeBatch calls exipc_free_batch.
+func (d Domain) FreeBatch(hs []uint64) int {
+	if len(hs) == 0 {
+		return 0
+	}
+	return int(C.exipc_free_batch(d.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs))))
+}
+
 // Reap calls exipc_reap.
 func (d Domain) Reap() int { return int(C.exipc_reap(d.p)) }
 
@@ -309,6 +323,34 @@ func (c Chan) Recv(timeoutNs int64) (uint64, int) {
 	var h C.exipc_handle_t
 	rc := int(C.exipc_recv(c.p, &h, C.int64_t(timeoutNs)))
 	return uint64(h), rc
+}
+
+// SendCopy calls exipc_send_copy: a block holding a then b, allocated,
+// filled and sent in one cgo call. It returns the handle sent.
+func (c Chan) SendCopy(a, b []byte) (uint64, int) {
+	var pa, pb unsafe.Pointer
+	if len(a) > 0 {
+		pa = unsafe.Pointer(&a[0])
+	}
+	if len(b) > 0 {
+		pb = unsafe.Pointer(&b[0])
+	}
+	var h C.exipc_handle_t
+	rc := int(C.exipc_send_copy(c.p, pa, C.size_t(len(a)), pb, C.size_t(len(b)), &h))
+	return uint64(h), rc
+}
+
+// RecvView calls exipc_recv_view: one handle and its block as a slice of
+// shared memory, in one cgo call.
+func (c Chan) RecvView(timeoutNs int64) (uint64, []byte, int) {
+	var h C.exipc_handle_t
+	var p unsafe.Pointer
+	var n C.size_t
+	rc := int(C.exipc_recv_view(c.p, &h, &p, &n, C.int64_t(timeoutNs)))
+	if rc < 0 {
+		return 0, nil, rc
+	}
+	return uint64(h), unsafe.Slice((*byte)(p), int(n)), rc
 }
 
 // SendBatch calls exipc_send_batch with hs.

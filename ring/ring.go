@@ -15,6 +15,7 @@ package ring
 import (
 	"context"
 	"sync"
+	"syscall"
 	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
@@ -101,6 +102,31 @@ func (e *End) Send(h uint64) error {
 	return native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
 }
 
+// SendCopy allocates a block holding head then body, copies them in and
+// sends it, in one call into C; it returns the handle sent (it belongs to
+// the receiver). On any error nothing was sent and nothing stays allocated;
+// a full ring gives the bare native.ErrQueueFull and an empty heap the bare
+// native.ErrHeapFull (no allocation: callers retry on them).
+func (e *End) SendCopy(head, body []byte) (uint64, error) {
+	if !e.send.g.Enter() {
+		return 0, native.WrapErr("send", e.service, native.ErrClosed)
+	}
+	e.send.mu.Lock()
+	h, rc := e.c.SendCopy(head, body)
+	e.send.mu.Unlock()
+	e.send.g.Leave()
+	if rc >= 0 {
+		return h, nil
+	}
+	switch {
+	case native.IsAgain(rc):
+		return 0, native.ErrQueueFull
+	case rc == -int(syscall.ENOMEM):
+		return 0, native.ErrHeapFull
+	}
+	return 0, native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
+}
+
 // SendBatch sends hs in order with one publication and returns how many
 // were sent (k); hs[k:] still belong to the caller. A partial send (0 < k <
 // len(hs)) is not an error. When nothing could be sent because the ring is
@@ -147,6 +173,44 @@ func (e *End) TryRecv() (uint64, error) {
 		return 0, native.ErrEmpty
 	}
 	return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+}
+
+// TryRecvView is TryRecv returning the block too, as a slice of shared
+// memory with the length asked for at alloc, in one call into C.
+func (e *End) TryRecvView() (uint64, []byte, error) {
+	if !e.recv.g.Enter() {
+		return 0, nil, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	e.recv.mu.Lock()
+	h, b, rc := e.c.RecvView(0)
+	e.recv.mu.Unlock()
+	e.recv.g.Leave()
+	if rc >= 0 {
+		return h, b, nil
+	}
+	if native.IsAgain(rc) {
+		return 0, nil, native.ErrEmpty
+	}
+	return 0, nil, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+}
+
+// RecvView is Recv returning the block too (see TryRecvView): each try is
+// one call into C.
+func (e *End) RecvView(ctx context.Context) (uint64, []byte, error) {
+	if !e.recv.g.Enter() {
+		return 0, nil, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	var h uint64
+	var b []byte
+	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+		var rc int
+		h, b, rc = e.c.RecvView(0)
+		return e.result(rc)
+	})
+	return h, b, e.waitErr(ctx, err)
 }
 
 // Recv dequeues one handle, waiting until one arrives, the peer goes
