@@ -15,8 +15,8 @@ package ring
 import (
 	"context"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/cpu"
 
