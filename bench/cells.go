@@ -234,6 +234,22 @@ func buildCells() []*cell {
 		}
 	}
 
+	// Request/response through the stub layer, N concurrent callers (each on
+	// a connection of its own) in one client process, against Unix sockets.
+	for _, tr := range []string{"exipc-stub", "unix"} {
+		for _, size := range []int{64, 4 << 10} {
+			for _, n := range []int{1, 100} {
+				c := &cell{name: fmt.Sprintf("rpc/%s/%s/%d-clients", tr, sizeLabel(size), n), workload: "rpc",
+					transport: tr, size: size, param: n, kind: rate, metric: "calls/s", unit: "1/s",
+					run: func(rc *runCtx) (repResult, error) { return runRPC(rc, tr, size, n) }}
+				if tr != "unix" {
+					c.ref, c.refLabel = fmt.Sprintf("rpc/unix/%s/%d-clients", sizeLabel(size), n), "unix"
+				}
+				add(c)
+			}
+		}
+	}
+
 	// Many channels between two processes.
 	for _, tr := range []string{"exipc-go-go", "unix"} {
 		for _, k := range []int{1, 10, 100, 1000} {
@@ -608,6 +624,39 @@ func runFanIn(rc *runCtx, tr string, clients int) (repResult, error) {
 	}
 	r := aggregateRate(res)
 	r.samples = all
+	return r, nil
+}
+
+func runRPC(rc *runCtx, tr string, size, clients int) (repResult, error) {
+	per := rc.n(max(20000/clients, 200))
+	if tr == "unix" {
+		per = rc.n(max(6000/clients, 100))
+	}
+	out := rc.tmpFile("rpc.bin")
+	defer os.Remove(out)
+	a := []string{fmt.Sprint("size=", size), fmt.Sprint("clients=", clients), fmt.Sprint("n=", per),
+		fmt.Sprint("warm=", max(per/10, 10)), "out=" + out}
+	var srv, cl proc
+	if tr == "unix" {
+		sock := rc.tmpFile("rpc.sock")
+		defer os.Remove(sock)
+		srv = proc{argv: rc.goPeer("net-fanin-server", append(a, "tr=unix", "addr="+sock)...), cpu: -1}
+		cl = proc{argv: rc.goPeer("rpc-client", append(a, "tr=unix", "addr="+sock)...), cpu: -1}
+	} else {
+		dom := newDomain()
+		defer dropDomain(dom)
+		ex := append(a, "dom="+dom, "svc=rpc", "heap=16777216", fmt.Sprint("chans=", clients+16))
+		srv = proc{argv: rc.goPeer("ex-rpc-server", ex...), cpu: -1}
+		cl = proc{argv: rc.goPeer("rpc-client", append(ex, "tr=exipc")...), cpu: -1}
+	}
+	res, _, err := runGroup(srv, []proc{cl}, rc.timeout)
+	if err != nil {
+		return repResult{}, err
+	}
+	r := aggregateRate(res)
+	if r.samples, err = readSamples(out); err != nil {
+		return repResult{}, err
+	}
 	return r, nil
 }
 

@@ -56,6 +56,8 @@ var peerRoles = map[string]func(args){
 	"chan-pp":          chanPingPong,
 	"chan-stream":      chanStream,
 	"micro":            micro,
+	"ex-rpc-server":    exRPCServer,
+	"rpc-client":       rpcClient,
 }
 
 func main() {
