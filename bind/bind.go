@@ -305,7 +305,7 @@ func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
 	l.acceptMu.Lock()
 	defer l.acceptMu.Unlock()
 	var end *ring.End
-	err := l.d.poller.Wait(ctx.Done(), l.w, (*site)(l), func() (bool, error) {
+	err := l.d.poller.Wait(ctx, l.w, (*site)(l), func(int64) (bool, error) {
 		c, rc := l.l.Accept(0)
 		if rc >= 0 {
 			end = l.d.newEnd(c, l.service)
@@ -315,7 +315,7 @@ func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
 			return false, nil
 		}
 		return true, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
-	})
+	}, false)
 	switch err {
 	case nil:
 		return end, nil

@@ -341,12 +341,13 @@ func (c Chan) SendCopy(a, b []byte) (uint64, int) {
 }
 
 // RecvView calls exipc_recv_view: one handle and its block as a slice of
-// shared memory, in one cgo call.
+// shared memory, in one cgo call. With a timeout, it sleeps in C at once
+// when nothing is there (EXIPC_RECV_NOSPIN): the Go wait loop spins itself.
 func (c Chan) RecvView(timeoutNs int64) (uint64, []byte, int) {
 	var h C.exipc_handle_t
 	var p unsafe.Pointer
 	var n C.size_t
-	rc := int(C.exipc_recv_view(c.p, &h, &p, &n, C.int64_t(timeoutNs)))
+	rc := int(C.exipc_recv_view(c.p, &h, &p, &n, C.int64_t(timeoutNs), C.EXIPC_RECV_NOSPIN))
 	if rc < 0 {
 		return 0, nil, rc
 	}

@@ -434,11 +434,15 @@ EXIPC_API int exipc_send_copy(exipc_chan_t *c, const void *a, size_t alen, const
 
 /* exipc_recv_view receives one handle like exipc_recv and returns with it
  * the block's address in *p and its length in *len (as exipc_ptr). The block
- * belongs to the caller, which frees it or sends it on. Errors: as
- * exipc_recv; and -EBADMSG when the received block fails exipc_ptr's checks
- * (it is freed, *h is 0). Thread-safety: as exipc_recv (one receiving thread
- * per channel at a time). */
-EXIPC_API int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, int64_t timeout_ns);
+ * belongs to the caller, which frees it or sends it on. flags: 0, or
+ * EXIPC_RECV_NOSPIN: when the ring is empty, sleep at once instead of
+ * spinning first as the wait policy says (for a caller that has spun
+ * already). Errors: as exipc_recv; -EINVAL for an unknown flag; and -EBADMSG
+ * when the received block fails exipc_ptr's checks (it is freed, *h is 0).
+ * Thread-safety: as exipc_recv (one receiving thread per channel at a time). */
+#define EXIPC_RECV_NOSPIN 1u
+EXIPC_API int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, int64_t timeout_ns,
+                              unsigned flags);
 
 /* exipc_free_batch frees hs[0..n) in order, as exipc_free each. Returns n,
  * or the error of the first that is refused (-EBADMSG: those before it are

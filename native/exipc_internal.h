@@ -351,6 +351,10 @@ void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r);
 int ncpus(void); /* CPUs this process may run on (cached) */
 #define SPIN_BEFORE_PARK_NS 20000ll /* adaptive waits spin this long: about two futex round trips */
 
+/* exipc_recv that parks at once when the ring is empty, whatever the wait
+ * policy (ring.c; for exipc_recv_view's EXIPC_RECV_NOSPIN). */
+int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns);
+
 /* wait.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
 #define SLEEP_DOORBELL 2u /* ring.sleeping: consumer waits on its doorbell */

@@ -47,11 +47,12 @@ int exipc_send_copy(exipc_chan_t *c, const void *a, size_t alen, const void *b, 
     return 0;
 }
 
-int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, int64_t timeout_ns)
+int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, int64_t timeout_ns,
+                    unsigned flags)
 {
-    if (c == NULL || h == NULL || p == NULL || len == NULL)
+    if (c == NULL || h == NULL || p == NULL || len == NULL || (flags & ~EXIPC_RECV_NOSPIN) != 0)
         return -EINVAL;
-    int rc = exipc_recv(c, h, timeout_ns);
+    int rc = (flags & EXIPC_RECV_NOSPIN) ? ring_recv_nospin(c, h, timeout_ns) : exipc_recv(c, h, timeout_ns);
     if (rc < 0)
         return rc;
     *p = exipc_ptr(c->d, *h, len);

@@ -205,11 +205,11 @@ func (e *End) RecvView(ctx context.Context) (uint64, []byte, error) {
 	defer e.recv.mu.Unlock()
 	var h uint64
 	var b []byte
-	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
-		h, b, rc = e.c.RecvView(0)
+		h, b, rc = e.c.RecvView(t)
 		return e.result(rc)
-	})
+	}, true)
 	return h, b, e.waitErr(ctx, err)
 }
 
@@ -225,11 +225,11 @@ func (e *End) Recv(ctx context.Context) (uint64, error) {
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
 	var h uint64
-	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
-		h, rc = e.c.Recv(0)
+		h, _, rc = e.c.RecvView(t)
 		return e.result(rc)
-	})
+	}, true)
 	return h, e.waitErr(ctx, err)
 }
 
@@ -246,13 +246,13 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
 	n := 0
-	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(int64) (bool, error) {
 		rc := e.c.RecvBatch(hs, 0)
 		if rc > 0 {
 			n = rc
 		}
 		return e.result(rc)
-	})
+	}, false)
 	return n, e.waitErr(ctx, err)
 }
 
@@ -287,7 +287,7 @@ func (e *End) result(rc int) (bool, error) {
 	if rc >= 0 {
 		return true, nil
 	}
-	if native.IsAgain(rc) {
+	if native.IsAgain(rc) || rc == -int(syscall.ETIMEDOUT) { // nothing there (yet)
 		return false, nil
 	}
 	return true, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)

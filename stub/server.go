@@ -96,14 +96,24 @@ type Server struct {
 
 // handler is a registered Handler and what the server has learnt of it.
 type handler struct {
-	fn   Handler
-	slow atomic.Bool // once ran longer than inlineFor: run in its own goroutine
+	fn  Handler
+	avg atomic.Int64 // running mean of its run time, ns (weight 1/8 per run)
 }
 
-// inlineFor is how long a handler may run on the goroutine that receives
-// from the channel. A handler that once took longer runs in a goroutine of
-// its own from then on, so that it does not hold up the requests behind it.
+// inlineFor is how long a handler may run, on average, on the goroutine
+// that receives from the channel. A handler whose recent runs took longer
+// runs in a goroutine of its own, so that it does not hold up the requests
+// behind it; once its runs are short again it comes back. (A mean, not the
+// last run: one run that the scheduler happened to preempt does not move a
+// short handler off the fast path.)
 const inlineFor = 50 * time.Microsecond
+
+func (h *handler) inline() bool { return h.avg.Load() <= int64(inlineFor) }
+
+func (h *handler) ran(d time.Duration) {
+	old := h.avg.Load()
+	h.avg.Store(old + (int64(d)-old)/8) // racy updates only blur the mean
+}
 
 // NewServer returns a server on domain d with no handlers.
 func NewServer(d *exipc.Domain) *Server {
@@ -114,9 +124,9 @@ func NewServer(d *exipc.Domain) *Server {
 // op with no handler get an error reply with StatusNoHandler.
 //
 // A handler runs on the goroutine that received its request (no hand-off to
-// another goroutine) until it has once taken longer than about 50 µs; from
-// then on each request for op runs in a goroutine of its own, up to
-// MaxInFlight at once per channel.
+// another goroutine) while its recent runs took less than about 50 µs on
+// average; otherwise each request for op runs in a goroutine of its own, up
+// to MaxInFlight at once per channel.
 func (s *Server) Handle(op uint32, h Handler) {
 	s.mu.Lock()
 	s.handlers[op] = &handler{fn: h}
@@ -187,7 +197,7 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 		s.mu.RLock()
 		fn := s.handlers[hd.Op]
 		s.mu.RUnlock()
-		if fn == nil || !fn.slow.Load() {
+		if fn == nil || fn.inline() {
 			s.handle(ctx, ch, conn, h, hd, body, fn)
 			<-sem
 			continue
@@ -210,9 +220,7 @@ func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exip
 	} else {
 		start := time.Now()
 		err = fn.fn(ctx, &Request{Op: hd.Op, ID: hd.ID, Conn: conn, Body: body}, w)
-		if time.Since(start) > inlineFor {
-			fn.slow.Store(true)
-		}
+		fn.ran(time.Since(start))
 	}
 	s.d.Free(h)
 

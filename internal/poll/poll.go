@@ -5,12 +5,14 @@
 package poll
 
 import (
+	"context"
 	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/exipc/exipc/internal/guard"
 	"github.com/exipc/exipc/native"
 )
 
@@ -205,12 +207,20 @@ type Site interface {
 }
 
 // Wait blocks the calling goroutine until try reports done (a result, or an
-// error other than "nothing there"), done is closed (it returns ErrDone), or
+// error other than "nothing there"), ctx is done (it returns ErrDone), or
 // the site is closed (native.ErrClosed). The domain's policy decides whether
-// to spin first (WaitAdaptive: about 20 µs, if fewer than GOMAXPROCS-1
-// goroutines of the process spin already), spin only (WaitSpin) or park at
-// once (WaitPark). It does not allocate.
-func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bool, error)) error {
+// to spin first (WaitAdaptive: the C core's budget, about 20 µs, if fewer
+// than GOMAXPROCS-1 goroutines of the process spin already), spin only
+// (WaitSpin) or wait at once (WaitPark).
+//
+// try(0) must not block. When direct is true, try(t) with t > 0 may sleep
+// in C for up to t nanoseconds (parked on the ring's own futex, without
+// spinning): then, while fewer than maxDirect goroutines do so, a waiting
+// goroutine sleeps there, so that the producer's wake-up reaches its thread
+// directly, one hop, instead of the poller's thread and then the goroutine.
+// Otherwise it parks on the poller. It does not allocate.
+func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeoutNs int64) (bool, error), direct bool) error {
+	done := ctx.Done()
 	var spinUntil time.Time
 	spinning := false // holds a spinning slot (WaitAdaptive)
 	defer func() {
@@ -222,7 +232,7 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 		if site.Closed() {
 			return native.ErrClosed
 		}
-		if ok, err := try(); ok {
+		if ok, err := try(0); ok {
 			return err
 		}
 		select {
@@ -250,6 +260,15 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 			spinners.Add(-1)
 			spinning = false
 		}
+		if direct && directSlot() {
+			ok, err := p.sleepIn(ctx, try)
+			directs.Add(-1)
+			if ok {
+				return err
+			}
+			spins = -1
+			continue
+		}
 		// Park: arm (store + re-check in C, the Dekker pair with the
 		// producer), then sleep on the Go channel the poller signals.
 		w.drain()
@@ -269,6 +288,34 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 		}
 		spins = -1 // after a wake-up, spin again (if a slot is free) before parking
 	}
+}
+
+// sleepIn is one slice of a direct wait: try with the time left to ctx's
+// deadline, at most guard.MaxSlice (a cancelled ctx or a Close is seen at
+// the next slice). try reports a slice that ran out as nothing there.
+func (p *Poller) sleepIn(ctx context.Context, try func(int64) (bool, error)) (bool, error) {
+	t, err := guard.Slice(ctx)
+	if err != nil {
+		return false, nil // the loop sees ctx done
+	}
+	return try(t)
+}
+
+// directs counts the goroutines sleeping in C in a direct wait. Each holds
+// an OS thread while it sleeps and is woken by a futex call of the producer,
+// so at most maxDirect (one per P) do: with many waiters, the poller's one
+// doorbell serves the rest, and a burst of wake-ups costs one thread wake.
+var (
+	directs   atomic.Int32
+	maxDirect = int32(runtime.GOMAXPROCS(0))
+)
+
+func directSlot() bool {
+	if directs.Add(1) <= maxDirect {
+		return true
+	}
+	directs.Add(-1)
+	return false
 }
 
 // ErrDone: a Wait ended because its done channel closed; the caller
