@@ -71,6 +71,27 @@ func TestZeroAllocs(t *testing.T) {
 			panic(err)
 		}
 	})
+	bh, bb := make([]exipc.Handle, 16), make([][]byte, 16)
+	rh, rb := make([]exipc.Handle, 16), make([][]byte, 16)
+	check("AllocBatch+SendBatch+RecvBatchBytes+FreeBatch", func() {
+		n, err := d.AllocBatch(64, bh, bb)
+		if err != nil {
+			panic(err)
+		}
+		if k, err := c.SendBatch(bh[:n]); k != n || err != nil {
+			panic(err)
+		}
+		for m := 0; m < n; {
+			k, err := s.RecvBatchBytes(bg, rh, rb)
+			if err != nil {
+				panic(err)
+			}
+			if err := d.FreeBatch(rh[:k]); err != nil {
+				panic(err)
+			}
+			m += k
+		}
+	})
 	check("Recv with a deadline ctx", func() {
 		h, _, _ := d.Alloc(64)
 		c.Send(h)

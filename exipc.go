@@ -128,6 +128,15 @@ func (d *Domain) Bytes(h Handle) ([]byte, error) { return d.d.Bytes(uint64(h)) }
 // sent) gives ErrBadHandle.
 func (d *Domain) Free(h Handle) error { return d.d.Free(uint64(h)) }
 
+// AllocBatch allocates up to min(len(hs), len(bufs)) blocks of size bytes
+// each, in one call into C per 64 blocks: the handles go to hs and the
+// blocks themselves, exactly size bytes of shared memory each, to bufs. It
+// returns how many it allocated: fewer than asked when the heap ran out part
+// way (not an error); none gives 0 and ErrHeapFull (not wrapped).
+func (d *Domain) AllocBatch(size int, hs []Handle, bufs [][]byte) (int, error) {
+	return d.d.AllocBatch(size, handles(hs), bufs)
+}
+
 // FreeBatch frees every handle of hs, which this process owns, in order and
 // in one call into C (one cgo crossing for the lot). It stops at the first
 // it may not free (ErrBadHandle): those before it are freed, those after it
@@ -224,6 +233,13 @@ func (c *Chan) RecvBytes(ctx context.Context) (Handle, []byte, error) {
 func (c *Chan) TryRecvBytes() (Handle, []byte, error) {
 	h, b, err := c.e.TryRecvView()
 	return Handle(h), b, err
+}
+
+// RecvBatchBytes is RecvBatch that also returns each received block, as
+// Bytes would, in bufs: up to min(len(hs), len(bufs), 64) in one call into C.
+// It returns how many; bufs[i] is the block of hs[i].
+func (c *Chan) RecvBatchBytes(ctx context.Context, hs []Handle, bufs [][]byte) (int, error) {
+	return c.e.RecvBatchView(ctx, handles(hs), bufs)
 }
 
 // RecvBatch receives up to len(hs) handles into hs, waiting like Recv for

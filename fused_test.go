@@ -74,3 +74,73 @@ func TestFusedCalls(t *testing.T) {
 		t.Errorf("%d blocks still used", n)
 	}
 }
+
+// AllocBatch, RecvBatchBytes and FreeBatch: every block arrives with its own
+// bytes, a partial AllocBatch on a small heap is a count, not an error.
+func TestFusedBatches(t *testing.T) {
+	d, _ := openDomain(t, &exipc.Options{Size: 1 << 20, RingCapacity: 256})
+	c, s, _ := pair(t, d)
+	bg := context.Background()
+	hs := make([]exipc.Handle, 100)
+	bufs := make([][]byte, 100)
+	n, err := d.AllocBatch(100, hs, bufs)
+	if err != nil || n != 64 {
+		t.Fatalf("AllocBatch(100 of 100 B) = %d, %v; want 64 (one call's worth), nil", n, err)
+	}
+	for i, b := range bufs[:n] {
+		if len(b) != 100 {
+			t.Fatalf("block %d: %d bytes", i, len(b))
+		}
+		b2, err := d.Bytes(hs[i])
+		if err != nil || &b2[0] != &b[0] {
+			t.Fatalf("block %d: not the block of its handle (%v)", i, err)
+		}
+		for j := range b {
+			b[j] = byte(i)
+		}
+	}
+	if k, err := c.SendBatch(hs[:n]); k != n || err != nil {
+		t.Fatalf("SendBatch = %d, %v", k, err)
+	}
+	got := make([]exipc.Handle, 100)
+	views := make([][]byte, 100)
+	seen := 0
+	for seen < n {
+		k, err := s.RecvBatchBytes(bg, got[seen:], views[seen:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += k
+	}
+	for i := 0; i < n; i++ {
+		if got[i] != hs[i] || len(views[i]) != 100 || views[i][0] != byte(i) || views[i][99] != byte(i) {
+			t.Fatalf("received %d: handle %#x (sent %#x), %d bytes, first %d", i, got[i], hs[i], len(views[i]), views[i][0])
+		}
+	}
+	if err := d.FreeBatch(got[:n]); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the heap: the batch that runs out returns what it got.
+	total := 0
+	var all []exipc.Handle
+	for {
+		k, err := d.AllocBatch(64<<10, hs, bufs)
+		if err == exipc.ErrHeapFull {
+			break
+		}
+		if err != nil || k < 1 {
+			t.Fatalf("AllocBatch = %d, %v", k, err)
+		}
+		total += k
+		all = append(all, hs[:k]...)
+	}
+	if total == 0 {
+		t.Fatal("no 64 KiB block at all")
+	}
+	if err := d.FreeBatch(all); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.Stat(); st.HeapBlocksUsed != 0 {
+		t.Errorf("%d blocks still used", st.HeapBlocksUsed)
+	}
+}

@@ -98,3 +98,26 @@ func (hp *Heap) FreeBatch(hs []uint64) error {
 	}
 	return nil
 }
+
+// AllocBatch allocates up to min(len(hs), len(bufs)) blocks of size bytes in
+// one call into C (at most native.BatchMax per call): their handles go to
+// hs and the blocks, exactly size bytes each, to bufs. It returns how many;
+// fewer when the heap ran out part way. With none it returns 0 and the bare
+// native.ErrHeapFull, or another error.
+func (hp *Heap) AllocBatch(size int, hs []uint64, bufs [][]byte) (int, error) {
+	if size <= 0 || len(hs) == 0 || len(bufs) == 0 {
+		return 0, native.WrapErr("alloc", hp.name, native.ErrInvalid)
+	}
+	if !hp.g.Enter() {
+		return 0, native.WrapErr("alloc", hp.name, native.ErrClosed)
+	}
+	rc := hp.d.AllocBatch(size, hs, bufs)
+	hp.g.Leave()
+	if rc < 0 {
+		if rc == -int(syscall.ENOMEM) {
+			return 0, native.ErrHeapFull
+		}
+		return 0, native.Wrap("alloc", hp.name, rc, nil, nil)
+	}
+	return rc, nil
+}

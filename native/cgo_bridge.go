@@ -49,6 +49,10 @@ package native
 #cgo nocallback exipc_send_copy
 #cgo noescape exipc_recv_view
 #cgo nocallback exipc_recv_view
+#cgo noescape exipc_alloc_batch
+#cgo nocallback exipc_alloc_batch
+#cgo noescape exipc_recv_batch_view
+#cgo nocallback exipc_recv_batch_view
 #cgo noescape exipc_free_batch
 #cgo nocallback exipc_free_batch
 #cgo nocallback exipc_chan_arm
@@ -267,6 +271,26 @@ func (d Domain) Bytes(h uint64) []byte {
 // Free calls exipc_free.
 func (d Domain) Free(h uint64) int { return int(C.exipc_free(d.p, C.exipc_handle_t(h))) }
 
+// BatchMax is how many blocks AllocBatch and RecvBatchView move per cgo
+// call (their scratch arrays live on the stack).
+const BatchMax = 64
+
+// AllocBatch calls exipc_alloc_batch: up to len(hs) blocks of size bytes
+// (at most BatchMax), their handles in hs and the blocks, exactly size
+// bytes each, in bufs. Returns how many, or a negative errno.
+func (d Domain) AllocBatch(size int, hs []uint64, bufs [][]byte) int {
+	n := min(len(hs), len(bufs), BatchMax)
+	if size <= 0 || n == 0 {
+		return einval
+	}
+	var ptrs [BatchMax]unsafe.Pointer
+	rc := int(C.exipc_alloc_batch(d.p, C.size_t(size), (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), &ptrs[0], C.size_t(n)))
+	for i := 0; i < rc; i++ {
+		bufs[i] = unsafe.Slice((*byte)(ptrs[i]), size)
+	}
+	return rc
+}
+
 // FreeBatch calls exipc_free_batch.
 func (d Domain) FreeBatch(hs []uint64) int {
 	if len(hs) == 0 {
@@ -360,6 +384,22 @@ func (c Chan) SendBatch(hs []uint64) int {
 		return einval
 	}
 	return int(C.exipc_send_batch(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs))))
+}
+
+// RecvBatchView calls exipc_recv_batch_view: up to len(hs) handles (at
+// most BatchMax) into hs, and their blocks into bufs.
+func (c Chan) RecvBatchView(hs []uint64, bufs [][]byte, timeoutNs int64) int {
+	n := min(len(hs), len(bufs), BatchMax)
+	if n == 0 {
+		return einval
+	}
+	var ptrs [BatchMax]unsafe.Pointer
+	var lens [BatchMax]C.size_t
+	rc := int(C.exipc_recv_batch_view(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), &ptrs[0], &lens[0], C.size_t(n), C.int64_t(timeoutNs)))
+	for i := 0; i < rc; i++ {
+		bufs[i] = unsafe.Slice((*byte)(ptrs[i]), int(lens[i]))
+	}
+	return rc
 }
 
 // RecvBatch calls exipc_recv_batch into hs.

@@ -444,6 +444,22 @@ EXIPC_API int exipc_send_copy(exipc_chan_t *c, const void *a, size_t alen, const
 EXIPC_API int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, int64_t timeout_ns,
                               unsigned flags);
 
+/* exipc_alloc_batch allocates up to n blocks of size bytes each, as
+ * exipc_alloc, into hs[0..k) with their addresses in ptrs[0..k), and returns
+ * k (1..n): fewer than n when the heap ran out part way. Errors when none:
+ * as exipc_alloc (-EINVAL, -ENOMEM, -EPROTO), and -EINVAL for n == 0.
+ * Thread-safe, lock-free. */
+EXIPC_API int exipc_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n);
+
+/* exipc_recv_batch_view receives like exipc_recv_batch and returns with each
+ * handle hs[i] its block's address ptrs[i] and length lens[i] (as exipc_ptr).
+ * A received block that fails exipc_ptr's checks is freed and left out.
+ * Returns how many (k >= 1); the blocks belong to the caller. Errors when
+ * none: as exipc_recv_batch, and -EBADMSG when every block received failed
+ * the checks. Thread-safety: as exipc_recv_batch. */
+EXIPC_API int exipc_recv_batch_view(exipc_chan_t *c, exipc_handle_t *hs, void **ptrs, size_t *lens, size_t max,
+                                    int64_t timeout_ns);
+
 /* exipc_free_batch frees hs[0..n) in order, as exipc_free each. Returns n,
  * or the error of the first that is refused (-EBADMSG: those before it are
  * freed, those after it untouched); -EINVAL for a NULL hs with n > 0.

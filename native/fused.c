@@ -76,3 +76,42 @@ int exipc_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n)
     }
     return (int)n;
 }
+
+int exipc_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n)
+{
+    if (d == NULL || hs == NULL || ptrs == NULL || n == 0 || n > INT32_MAX)
+        return -EINVAL;
+    size_t k = 0;
+    for (; k < n; k++) {
+        int rc = exipc_alloc(d, size, &hs[k]);
+        if (rc < 0) {
+            if (k == 0)
+                return rc;
+            break; /* a partial batch is a success */
+        }
+        ptrs[k] = own_block(d, hs[k]);
+    }
+    return (int)k;
+}
+
+int exipc_recv_batch_view(exipc_chan_t *c, exipc_handle_t *hs, void **ptrs, size_t *lens, size_t max,
+                          int64_t timeout_ns)
+{
+    if (c == NULL || hs == NULL || ptrs == NULL || lens == NULL || max == 0 || max > INT32_MAX)
+        return -EINVAL;
+    int rc = exipc_recv_batch(c, hs, max, timeout_ns);
+    if (rc <= 0)
+        return rc;
+    size_t k = 0;
+    for (size_t i = 0; i < (size_t)rc; i++) {
+        void *p = exipc_ptr(c->d, hs[i], &lens[k]);
+        if (p == NULL) {
+            /* Received, so ours, but its length fails the check: refuse it. */
+            exipc_free(c->d, hs[i]);
+            continue;
+        }
+        hs[k] = hs[i];
+        ptrs[k++] = p;
+    }
+    return k > 0 ? (int)k : -EBADMSG;
+}

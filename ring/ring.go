@@ -256,6 +256,30 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 	return n, e.waitErr(ctx, err)
 }
 
+// RecvBatchView is RecvBatch returning each block too, as a slice of shared
+// memory, in bufs: up to min(len(hs), len(bufs), native.BatchMax) per call,
+// one call into C per try.
+func (e *End) RecvBatchView(ctx context.Context, hs []uint64, bufs [][]byte) (int, error) {
+	if !e.recv.g.Enter() {
+		return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	if len(hs) == 0 || len(bufs) == 0 {
+		return 0, nil
+	}
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	n := 0
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(int64) (bool, error) {
+		rc := e.c.RecvBatchView(hs, bufs, 0)
+		if rc > 0 {
+			n = rc
+		}
+		return e.result(rc)
+	}, false)
+	return n, e.waitErr(ctx, err)
+}
+
 // Waiter is the end's place in its domain's poller.
 func (e *ctl) Waiter() *poll.Waiter { return e.w }
 
