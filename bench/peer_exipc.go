@@ -228,29 +228,33 @@ func exStreamSend(a args) {
 			exSend(d, c, src, uint64(i))
 		}
 	} else {
-		pend := make([]exipc.Handle, 0, batch)
-		next, sent := 0, 0
+		pend := make([]exipc.Handle, batch)
+		bufs := make([][]byte, batch)
+		np, next, sent := 0, 0, 0
 		for sent < total {
-			for len(pend) < batch && next < total {
-				h, b, err := d.Alloc(size)
+			for np < batch && next < total {
+				// One call into C per batch of blocks (AllocBatch).
+				k, err := d.AllocBatch(size, pend[np:min(batch, np+total-next)], bufs[np:])
 				if err != nil {
 					if errors.Is(err, exipc.ErrHeapFull) {
 						break
 					}
 					fatalf("alloc: %v", err)
 				}
-				copy(b, src)
-				put64(b, uint64(next))
-				pend = append(pend, h)
-				next++
+				for _, b := range bufs[np : np+k] {
+					copy(b, src)
+					put64(b, uint64(next))
+					next++
+				}
+				np += k
 			}
-			if len(pend) == 0 {
+			if np == 0 {
 				yield()
 				continue
 			}
-			k, err := c.SendBatch(pend)
+			k, err := c.SendBatch(pend[:np])
 			if k > 0 {
-				pend = pend[:copy(pend, pend[k:])]
+				np = copy(pend, pend[k:np])
 				sent += k
 				continue
 			}
@@ -290,24 +294,31 @@ func exStreamRecv(a args) {
 			}
 		}
 	} else {
+		// One call into C to receive a batch with its blocks
+		// (RecvBatchBytes) and one to free it (FreeBatch).
 		hs := make([]exipc.Handle, batch)
+		bufs := make([][]byte, batch)
 		m0 = mallocs()
 		for got < total {
-			k, err := c.RecvBatch(bg, hs)
+			k, err := c.RecvBatchBytes(bg, hs, bufs)
 			if err != nil {
 				fatalf("recv after %d of %d: %v", got, total, err)
 			}
 			if got <= warm && got+k > warm {
 				start = nanotime()
 			}
-			for _, h := range hs[:k] {
-				if v := exRead(d, h, size); v != uint64(got) {
+			for _, b := range bufs[:k] {
+				if len(b) != size {
+					fatalf("message %d: %d bytes, want %d", got, len(b), size)
+				}
+				sink += touch(b)
+				if v := get64(b); v != uint64(got) {
 					fatalf("message %d has sequence %d", got, v)
 				}
-				if err := d.Free(h); err != nil {
-					fatalf("free: %v", err)
-				}
 				got++
+			}
+			if err := d.FreeBatch(hs[:k]); err != nil {
+				fatalf("free: %v", err)
 			}
 		}
 	}
