@@ -264,7 +264,11 @@ func buildCells() []*cell {
 	}
 
 	// Micro: one call, in one process.
-	for _, item := range []string{"atomic", "cgo", "bytes", "allocfree", "sendrecv"} {
+	// classic: Alloc, write, Send / TryRecv, Bytes, read, Free of 64 B, one
+	// message per op (5 cgo calls); fused: the same with SendCopy and
+	// TryRecvBytes (3); batch64: a 64 B message of a batch of 64 moved with
+	// AllocBatch, SendBatch, RecvBatchBytes and FreeBatch (4 per batch).
+	for _, item := range []string{"atomic", "cgo", "bytes", "allocfree", "sendrecv", "classic", "fused", "batch64"} {
 		c := &cell{name: "micro/" + item, workload: "micro", transport: "go", kind: latency,
 			metric: "time per call", unit: "ns",
 			run: func(rc *runCtx) (repResult, error) { return runMicro(rc, item) }}
