@@ -368,7 +368,7 @@ BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
 bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench
-	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
+	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -mailstore $(MAIL_DIR) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
 
 bench-list: $(BENCH_DIR)/exipcbench
 	@$(BENCH_DIR)/exipcbench -list $(if $(BENCH),-filter '$(value BENCH)')
@@ -428,6 +428,9 @@ demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d
 	echo "  python3 examples/mailstore/pop3check.py 127.0.0.1 $(DEMO_PORT) $$db alice:wonderland bob:builder carol:secret"; \
 	echo "Ctrl-C stops both."; \
 	wait $$pd
+
+# make bench runs the POP3 cells too (pop3/*: pop3bench, one run per repetition).
+bench: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench
 
 bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench
 	@$(MAIL_DIR)/pop3bench -store $(MAIL_DIR)/store -pop3d $(MAIL_DIR)/pop3d $(POP3_BENCH_FLAGS)

@@ -6,8 +6,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,6 +50,7 @@ type repResult struct {
 
 type runCtx struct {
 	self, cpeer string // the Go peer (this binary) and the C peer
+	mailstore   string // directory of store, pop3d and pop3bench
 	tmp         string // a private temporary directory
 	scale       float64
 	timeout     time.Duration
@@ -250,6 +253,17 @@ func buildCells() []*cell {
 		}
 	}
 
+	// POP3 RETR through the mail store example (pop3d -> store), the store
+	// reached over exipc, paired with the same run over a Unix socket.
+	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
+		for _, n := range []int{1, 16} {
+			add(&cell{name: fmt.Sprintf("pop3/exipc/%s/%d-clients", sizeLabel(size), n), workload: "pop3",
+				transport: "exipc", size: size, param: n, kind: rate, metric: "RETR/s", unit: "1/s",
+				ref: "pop3/unix", refLabel: "unix", pair: pairSelf,
+				run: func(rc *runCtx) (repResult, error) { return runPOP3(rc, size, n) }})
+		}
+	}
+
 	// Many channels between two processes.
 	for _, tr := range []string{"exipc-go-go", "unix"} {
 		for _, k := range []int{1, 10, 100, 1000} {
@@ -283,10 +297,16 @@ func buildCells() []*cell {
 // ---- runners -------------------------------------------------------------
 
 // pairedRef runs a short reference measurement for a cell's pair.
+// pairSelf: the cell's run measures its reference itself, in the same run
+// (it sets refVal).
+const pairSelf = "self"
+
 func pairedRef(rc *runCtx, pair string) (float64, error) {
 	var r repResult
 	var err error
 	switch pair {
+	case pairSelf:
+		return 0, nil
 	case "cacheline":
 		r, err = runCRef(rc, "ref-cacheline", rc.n(20000))
 	case "futex":
@@ -662,6 +682,47 @@ func runRPC(rc *runCtx, tr string, size, clients int) (repResult, error) {
 		return repResult{}, err
 	}
 	return r, nil
+}
+
+// runPOP3 runs pop3bench once for one size and client count: it measures
+// exipc and the Unix socket one after the other; the Unix figure is the
+// paired reference.
+func runPOP3(rc *runCtx, size, clients int) (repResult, error) {
+	dur := time.Duration(float64(time.Second) * rc.scale)
+	dur = max(dur, 200*time.Millisecond)
+	cmd := exec.Command(filepath.Join(rc.mailstore, "pop3bench"),
+		"-store", filepath.Join(rc.mailstore, "store"), "-pop3d", filepath.Join(rc.mailstore, "pop3d"),
+		"-sizes", fmt.Sprint(size), "-conns", fmt.Sprint(clients), "-reps", "1", "-time", dur.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return repResult{}, fmt.Errorf("pop3bench: %v: %s", err, lastLines(string(out), 5))
+	}
+	var ex, ux float64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[2], 64)
+		if err != nil {
+			continue
+		}
+		switch f[1] {
+		case "exipc":
+			ex = v
+		case "unix":
+			ux = v
+		}
+	}
+	if ex == 0 || ux == 0 {
+		return repResult{}, fmt.Errorf("pop3bench printed no rates: %s", lastLines(string(out), 5))
+	}
+	return repResult{value: ex, refVal: ux, allocs: -1}, nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(len(l)-n, 0):], " | ")
 }
 
 func runChans(rc *runCtx, tr string, k int) (repResult, error) {
