@@ -26,10 +26,14 @@ type Options struct {
 	MaxBlock     uint32 // largest block, a power of two (default 1 MiB)
 	// WaitPolicy is how this process's blocking receives and accepts wait
 	// (this process's choice, not the domain's): WaitAdaptive (default) spins
-	// about 20 µs, then parks; WaitSpin never parks (lowest latency, a busy
-	// CPU per waiting goroutine: for a dedicated core); WaitPark parks at once
-	// (least CPU, a futex wake-up per message that finds the receiver idle:
-	// for many mostly idle channels).
+	// about 20 µs, then parks, with at most GOMAXPROCS-1 goroutines of the
+	// process spinning at once (the others park at once); WaitSpin never
+	// parks (lowest latency, a busy CPU per waiting goroutine: for a
+	// dedicated core); WaitPark parks at once (least CPU, a futex wake-up per
+	// message that finds the receiver idle: for many mostly idle channels).
+	// A parked Recv sleeps in C on its ring's futex while at most GOMAXPROCS
+	// goroutines do (one thread hop per wake-up; a cancelled context or Close
+	// is seen within 5 ms), and on the domain's poller otherwise.
 	WaitPolicy uint32
 }
 

@@ -179,6 +179,20 @@ func buildCells() []*cell {
 			metric: "round trip", unit: "ns", ref: ref, refLabel: label, pair: pair,
 			run: func(rc *runCtx) (repResult, error) { return runExPingPongPinned(rc, mode) }})
 	}
+	// The same, Go<->Go 64 B, with the fused calls (SendCopy; TryRecvBytes
+	// or RecvBytes; Free): three calls into C per message instead of five.
+	for _, mode := range []string{"spin", "park"} {
+		ref, label, pair := "ref/cacheline", "cache line", "cacheline"
+		if mode == "park" {
+			ref, label, pair = "ref/futex", "futex", "futex"
+		}
+		add(&cell{name: fmt.Sprintf("pingpong-%s/exipc-go-go-fused/64B", mode),
+			workload: "pingpong-" + mode, transport: "exipc-go-go-fused", size: 64, kind: latency,
+			metric: "round trip", unit: "ns", ref: ref, refLabel: label, pair: pair,
+			run: func(rc *runCtx) (repResult, error) {
+				return exPingPong(rc, "go", "go", mode, 64, false, "calls=fused")
+			}})
+	}
 	// Ping-pong: the peers.
 	for _, tr := range []string{"unix", "pipe", "tcp", "shmipc-go", "go-chan"} {
 		for _, size := range sizes {
@@ -349,7 +363,7 @@ func runExPingPongPinned(rc *runCtx, mode string) (repResult, error) {
 	return exPingPong(rc, "go", "go", mode, 64, true)
 }
 
-func exPingPong(rc *runCtx, client, server, mode string, size int, pin bool) (repResult, error) {
+func exPingPong(rc *runCtx, client, server, mode string, size int, pin bool, extra ...string) (repResult, error) {
 	dom := newDomain()
 	defer dropDomain(dom)
 	n := rc.n(ppCount(size, false))
@@ -362,6 +376,7 @@ func exPingPong(rc *runCtx, client, server, mode string, size int, pin bool) (re
 	defer os.Remove(sout)
 	common := []string{"dom=" + dom, "svc=pp", fmt.Sprint("size=", size), "mode=" + mode,
 		fmt.Sprint("n=", n), fmt.Sprint("warm=", warm), fmt.Sprint("heap=", heapFor(size, false)), "chans=16"}
+	common = append(common, extra...)
 	srv := proc{argv: rc.exArgv(server, "pp-server", append(common, "out="+sout)...), cpu: cpuFor(1), pin: pin}
 	cl := proc{argv: rc.exArgv(client, "pp-client", append(common, "out="+cout)...), cpu: cpuFor(0), pin: pin}
 	res, sres, err := runGroup(srv, []proc{cl}, rc.timeout)

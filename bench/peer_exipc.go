@@ -81,6 +81,67 @@ func exSend(d *exipc.Domain, c *exipc.Chan, src []byte, stamp uint64) {
 	}
 }
 
+// exSendFused is exSend with the fused call: allocate, copy (the stamp, then
+// the rest of src) and send in one call into C.
+func exSendFused(c *exipc.Chan, src []byte, stamp uint64) {
+	var head [8]byte
+	put64(head[:], stamp)
+	for {
+		_, err := c.SendCopy(head[:], src[8:])
+		if err == nil {
+			return
+		}
+		if err != exipc.ErrQueueFull && err != exipc.ErrHeapFull {
+			fatalf("send: %v", err)
+		}
+		yield()
+	}
+}
+
+// exRecvFused is exRecv with the fused call: the handle and its block in
+// one call into C (TryRecvBytes / RecvBytes), then Free.
+func exRecvFused(d *exipc.Domain, c *exipc.Chan, spin bool, size int) (v uint64, eof bool) {
+	var h exipc.Handle
+	var b []byte
+	var err error
+	if spin {
+		for {
+			h, b, err = c.TryRecvBytes()
+			if err != exipc.ErrEmpty {
+				break
+			}
+		}
+	} else {
+		h, b, err = c.RecvBytes(bg)
+	}
+	if err != nil {
+		if errors.Is(err, exipc.ErrPeerDead) {
+			return 0, true
+		}
+		fatalf("recv: %v", err)
+	}
+	if len(b) != size {
+		fatalf("bytes: %d bytes, want %d", len(b), size)
+	}
+	sink += touch(b)
+	v = get64(b)
+	if err := d.Free(h); err != nil {
+		fatalf("free: %v", err)
+	}
+	return v, false
+}
+
+// pingPongCalls returns the send and receive of a ping-pong peer: the
+// classic calls, or with calls=fused the fused ones.
+func pingPongCalls(a args, d *exipc.Domain, c *exipc.Chan) (send func(src []byte, stamp uint64), recv func(spin bool, size int) (uint64, bool)) {
+	if a.str("calls", "classic") == "fused" {
+		return func(src []byte, stamp uint64) { exSendFused(c, src, stamp) },
+			func(spin bool, size int) (uint64, bool) { return exRecvFused(d, c, spin, size) }
+	}
+	return func(src []byte, stamp uint64) { exSend(d, c, src, stamp) },
+		func(spin bool, size int) (uint64, bool) { return exRecv(d, c, spin, size) }
+}
+
 // exRecv receives one block (polling TryRecv, or parking in Recv), reads it
 // all, frees it and returns its first 8 bytes; eof at the peer's close.
 func exRecv(d *exipc.Domain, c *exipc.Chan, spin bool, size int) (v uint64, eof bool) {
@@ -136,24 +197,25 @@ func exPingPongServer(a args) {
 	samples := make([]uint32, n)
 	src := makeSrc(size)
 	d, l, c := exOpen(a, true)
+	send, recv := pingPongCalls(a, d, c)
 	var m0 uint64
 	for i := 0; ; i++ {
 		if i == warm {
 			m0 = mallocs()
 		}
-		v, eof := exRecv(d, c, spin, size)
+		v, eof := recv(spin, size)
 		if eof {
 			break
 		}
 		if spin {
-			exSend(d, c, src, v+1)
+			send(src, v+1)
 			continue
 		}
 		if i >= warm && i-warm < n {
 			samples[i-warm] = clamp32(nanotime() - int64(v))
 		}
 		spinFor(parkGap)
-		exSend(d, c, src, uint64(nanotime()))
+		send(src, uint64(nanotime()))
 	}
 	allocs := int64(mallocs() - m0)
 	writeSamples(a.str("out", ""), samples)
@@ -171,6 +233,7 @@ func exPingPongClient(a args) {
 	samples := make([]uint32, n)
 	src := makeSrc(size)
 	d, l, c := exOpen(a, false)
+	send, recv := pingPongCalls(a, d, c)
 	var m0 uint64
 	var start int64
 	t := nanotime()
@@ -186,8 +249,8 @@ func exPingPongClient(a args) {
 		} else {
 			stamp = uint64(nanotime())
 		}
-		exSend(d, c, src, stamp)
-		v, eof := exRecv(d, c, spin, size)
+		send(src, stamp)
+		v, eof := recv(spin, size)
 		if eof {
 			fatalf("the server closed")
 		}

@@ -263,6 +263,11 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 		if direct && directSlot() {
 			ok, err := p.sleepIn(ctx, try)
 			directs.Add(-1)
+			if ok && err != nil && site.Closed() {
+				// Closed while we slept (the peer end too, perhaps, as a
+				// domain Close does): the close, not its side effect.
+				return native.ErrClosed
+			}
 			if ok {
 				return err
 			}
