@@ -44,6 +44,54 @@ func TestZeroAllocs(t *testing.T) {
 			panic(err)
 		}
 	})
+	head, body := []byte("head"), make([]byte, 60)
+	check("SendCopy+RecvBytes+Free", func() {
+		if _, err := c.SendCopy(head, body); err != nil {
+			panic(err)
+		}
+		h2, b2, err := s.RecvBytes(bg)
+		if err != nil || len(b2) != 64 {
+			panic(err)
+		}
+		if err := d.Free(h2); err != nil {
+			panic(err)
+		}
+	})
+	check("TryRecvBytes empty", func() {
+		if _, _, err := s.TryRecvBytes(); err != exipc.ErrEmpty {
+			panic(err)
+		}
+	})
+	fb := make([]exipc.Handle, 8)
+	check("Alloc+FreeBatch", func() {
+		for i := range fb {
+			fb[i], _, _ = d.Alloc(64)
+		}
+		if err := d.FreeBatch(fb); err != nil {
+			panic(err)
+		}
+	})
+	bh, bb := make([]exipc.Handle, 16), make([][]byte, 16)
+	rh, rb := make([]exipc.Handle, 16), make([][]byte, 16)
+	check("AllocBatch+SendBatch+RecvBatchBytes+FreeBatch", func() {
+		n, err := d.AllocBatch(64, bh, bb)
+		if err != nil {
+			panic(err)
+		}
+		if k, err := c.SendBatch(bh[:n]); k != n || err != nil {
+			panic(err)
+		}
+		for m := 0; m < n; {
+			k, err := s.RecvBatchBytes(bg, rh, rb)
+			if err != nil {
+				panic(err)
+			}
+			if err := d.FreeBatch(rh[:k]); err != nil {
+				panic(err)
+			}
+			m += k
+		}
+	})
 	check("Recv with a deadline ctx", func() {
 		h, _, _ := d.Alloc(64)
 		c.Send(h)

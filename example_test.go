@@ -277,3 +277,43 @@ func ExampleDomain_Poll() {
 	// request 2
 	// request 3
 }
+
+// SendCopy and RecvBytes move a message with one call into C on each side
+// (Alloc, copy and Send; Recv and Bytes).
+func ExampleChan_SendCopy() {
+	name := exampleName("sendcopy")
+	d, err := exipc.Open(name, &exipc.Options{Size: 1 << 20})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer exipc.Unlink(name)
+	defer d.Close()
+	l, err := d.Listen("copy")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	client, err := d.Connect(ctx, "copy") // usually another process
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+
+	if _, err := client.SendCopy([]byte("HELO "), []byte("exipc")); err != nil {
+		log.Fatal(err)
+	}
+	h, b, err := server.RecvBytes(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", b)
+	d.Free(h)
+	// Output: HELO exipc
+}

@@ -33,10 +33,14 @@ type Options struct {
 	MaxBlock     uint32 // largest block, a power of two (default 1 MiB)
 	// WaitPolicy is how this process's blocking receives and accepts wait
 	// (this process's choice, not the domain's): WaitAdaptive (default) spins
-	// about 20 µs, then parks; WaitSpin never parks (lowest latency, a busy
-	// CPU per waiting goroutine: for a dedicated core); WaitPark parks at once
-	// (least CPU, a futex wake-up per message that finds the receiver idle:
-	// for many mostly idle channels).
+	// about 20 µs, then parks, with at most GOMAXPROCS-1 goroutines of the
+	// process spinning at once (the others park at once); WaitSpin never
+	// parks (lowest latency, a busy CPU per waiting goroutine: for a
+	// dedicated core); WaitPark parks at once (least CPU, a futex wake-up per
+	// message that finds the receiver idle: for many mostly idle channels).
+	// A parked Recv sleeps in C on its ring's futex while at most GOMAXPROCS
+	// goroutines do (one thread hop per wake-up; a cancelled context or Close
+	// is seen within 5 ms), and on the domain's poller otherwise.
 	WaitPolicy uint32
 	// AttachOnly: attach to an existing domain only. If there is none, Open
 	// creates nothing and returns an error matching fs.ErrNotExist.
@@ -178,6 +182,21 @@ func (d *Domain) Bytes(h Handle) ([]byte, error) { return d.d.Bytes(uint64(h)) }
 // sent) gives ErrBadHandle.
 func (d *Domain) Free(h Handle) error { return d.d.Free(uint64(h)) }
 
+// AllocBatch allocates up to min(len(hs), len(bufs)) blocks of size bytes
+// each, in one call into C per 64 blocks: the handles go to hs and the
+// blocks themselves, exactly size bytes of shared memory each, to bufs. It
+// returns how many it allocated: fewer than asked when the heap ran out part
+// way (not an error); none gives 0 and ErrHeapFull (not wrapped).
+func (d *Domain) AllocBatch(size int, hs []Handle, bufs [][]byte) (int, error) {
+	return d.d.AllocBatch(size, handles(hs), bufs)
+}
+
+// FreeBatch frees every handle of hs, which this process owns, in order and
+// in one call into C (one cgo crossing for the lot). It stops at the first
+// it may not free (ErrBadHandle): those before it are freed, those after it
+// are untouched.
+func (d *Domain) FreeBatch(hs []Handle) error { return d.d.FreeBatch(handles(hs)) }
+
 // Reap cleans up after every dead process of the domain — its blocks,
 // channels, services and slot — and returns how many this call cleaned (0
 // if there were none or another process cleaned them).
@@ -223,6 +242,17 @@ func (l *Listener) Close() error { return l.l.Close() }
 // line away from the receiver and slows it down.
 func (c *Chan) Send(h Handle) error { return c.e.Send(uint64(h)) }
 
+// SendCopy sends a copy of head followed by body (either may be nil) in a
+// new block: Alloc, copy and Send in one call into C (one cgo crossing, where
+// the three calls take three). It returns the handle sent, which belongs to
+// the peer. On any error nothing was sent and nothing stays allocated; a
+// full ring gives ErrQueueFull and an empty heap ErrHeapFull, not wrapped,
+// as Send does.
+func (c *Chan) SendCopy(head, body []byte) (Handle, error) {
+	h, err := c.e.SendCopy(head, body)
+	return Handle(h), err
+}
+
 // SendBatch sends hs in order with one publication and returns how many it
 // sent, k; hs[k:] still belong to the caller. Sending fewer than len(hs) is
 // not an error; when the ring is full and nothing was sent it returns 0 and
@@ -243,6 +273,27 @@ func (c *Chan) Recv(ctx context.Context) (Handle, error) {
 func (c *Chan) TryRecv() (Handle, error) {
 	h, err := c.e.TryRecv()
 	return Handle(h), err
+}
+
+// RecvBytes is Recv that also returns the received block, as Bytes would,
+// in the same call into C (Recv then Bytes take two cgo crossings).
+func (c *Chan) RecvBytes(ctx context.Context) (Handle, []byte, error) {
+	h, b, err := c.e.RecvView(ctx)
+	return Handle(h), b, err
+}
+
+// TryRecvBytes is TryRecv that also returns the received block (see
+// RecvBytes). With nothing there it returns ErrEmpty itself.
+func (c *Chan) TryRecvBytes() (Handle, []byte, error) {
+	h, b, err := c.e.TryRecvView()
+	return Handle(h), b, err
+}
+
+// RecvBatchBytes is RecvBatch that also returns each received block, as
+// Bytes would, in bufs: up to min(len(hs), len(bufs), 64) in one call into C.
+// It returns how many; bufs[i] is the block of hs[i].
+func (c *Chan) RecvBatchBytes(ctx context.Context, hs []Handle, bufs [][]byte) (int, error) {
+	return c.e.RecvBatchView(ctx, handles(hs), bufs)
 }
 
 // RecvBatch receives up to len(hs) handles into hs, waiting like Recv for

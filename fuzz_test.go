@@ -83,7 +83,7 @@ func inArena(t *testing.T, d *Domain, L native.Layout, b []byte) {
 	if len(b) == 0 {
 		t.Fatalf("empty block")
 	}
-	base, size := d.d.Domain().Mapping()
+	base, size := d.d.Mapping()
 	p := uintptr(unsafe.Pointer(&b[0]))
 	lo, hi := base+uintptr(L.OffArena), base+uintptr(size)
 	if p < lo || p >= hi || uint64(len(b)) > L.MaxBlock || uintptr(len(b)) > hi-p {
@@ -731,7 +731,7 @@ func FuzzAttach(f *testing.F) {
 		h, b, err := d.Alloc(100)
 		allowed(t, "alloc", err, ErrHeapFull, ErrCorrupt)
 		if err == nil {
-			if _, size := d.d.Domain().Mapping(); size == L.TotalSize { // the image's own shape
+			if _, size := d.d.Mapping(); size == L.TotalSize { // the image's own shape
 				inArena(t, d, L, b)
 			}
 			if c != nil {

@@ -6,8 +6,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,6 +50,7 @@ type repResult struct {
 
 type runCtx struct {
 	self, cpeer string // the Go peer (this binary) and the C peer
+	mailstore   string // directory of store, pop3d and pop3bench
 	tmp         string // a private temporary directory
 	scale       float64
 	timeout     time.Duration
@@ -176,6 +179,20 @@ func buildCells() []*cell {
 			metric: "round trip", unit: "ns", ref: ref, refLabel: label, pair: pair,
 			run: func(rc *runCtx) (repResult, error) { return runExPingPongPinned(rc, mode) }})
 	}
+	// The same, Go<->Go 64 B, with the fused calls (SendCopy; TryRecvBytes
+	// or RecvBytes; Free): three calls into C per message instead of five.
+	for _, mode := range []string{"spin", "park"} {
+		ref, label, pair := "ref/cacheline", "cache line", "cacheline"
+		if mode == "park" {
+			ref, label, pair = "ref/futex", "futex", "futex"
+		}
+		add(&cell{name: fmt.Sprintf("pingpong-%s/exipc-go-go-fused/64B", mode),
+			workload: "pingpong-" + mode, transport: "exipc-go-go-fused", size: 64, kind: latency,
+			metric: "round trip", unit: "ns", ref: ref, refLabel: label, pair: pair,
+			run: func(rc *runCtx) (repResult, error) {
+				return exPingPong(rc, "go", "go", mode, 64, false, "calls=fused")
+			}})
+	}
 	// Ping-pong: the peers.
 	for _, tr := range []string{"unix", "pipe", "tcp", "shmipc-go", "go-chan"} {
 		for _, size := range sizes {
@@ -234,6 +251,33 @@ func buildCells() []*cell {
 		}
 	}
 
+	// Request/response through the stub layer, N concurrent callers (each on
+	// a connection of its own) in one client process, against Unix sockets.
+	for _, tr := range []string{"exipc-stub", "unix"} {
+		for _, size := range []int{64, 4 << 10} {
+			for _, n := range []int{1, 100} {
+				c := &cell{name: fmt.Sprintf("rpc/%s/%s/%d-clients", tr, sizeLabel(size), n), workload: "rpc",
+					transport: tr, size: size, param: n, kind: rate, metric: "calls/s", unit: "1/s",
+					run: func(rc *runCtx) (repResult, error) { return runRPC(rc, tr, size, n) }}
+				if tr != "unix" {
+					c.ref, c.refLabel = fmt.Sprintf("rpc/unix/%s/%d-clients", sizeLabel(size), n), "unix"
+				}
+				add(c)
+			}
+		}
+	}
+
+	// POP3 RETR through the mail store example (pop3d -> store), the store
+	// reached over exipc, paired with the same run over a Unix socket.
+	for _, size := range []int{1 << 10, 64 << 10, 1 << 20} {
+		for _, n := range []int{1, 16} {
+			add(&cell{name: fmt.Sprintf("pop3/exipc/%s/%d-clients", sizeLabel(size), n), workload: "pop3",
+				transport: "exipc", size: size, param: n, kind: rate, metric: "RETR/s", unit: "1/s",
+				ref: "pop3/unix", refLabel: "unix", pair: pairSelf,
+				run: func(rc *runCtx) (repResult, error) { return runPOP3(rc, size, n) }})
+		}
+	}
+
 	// Many channels between two processes.
 	for _, tr := range []string{"exipc-go-go", "unix"} {
 		for _, k := range []int{1, 10, 100, 1000} {
@@ -248,7 +292,11 @@ func buildCells() []*cell {
 	}
 
 	// Micro: one call, in one process.
-	for _, item := range []string{"atomic", "cgo", "bytes", "allocfree", "sendrecv"} {
+	// classic: Alloc, write, Send / TryRecv, Bytes, read, Free of 64 B, one
+	// message per op (5 cgo calls); fused: the same with SendCopy and
+	// TryRecvBytes (3); batch64: a 64 B message of a batch of 64 moved with
+	// AllocBatch, SendBatch, RecvBatchBytes and FreeBatch (4 per batch).
+	for _, item := range []string{"atomic", "cgo", "bytes", "allocfree", "sendrecv", "classic", "fused", "batch64"} {
 		c := &cell{name: "micro/" + item, workload: "micro", transport: "go", kind: latency,
 			metric: "time per call", unit: "ns",
 			run: func(rc *runCtx) (repResult, error) { return runMicro(rc, item) }}
@@ -263,10 +311,16 @@ func buildCells() []*cell {
 // ---- runners -------------------------------------------------------------
 
 // pairedRef runs a short reference measurement for a cell's pair.
+// pairSelf: the cell's run measures its reference itself, in the same run
+// (it sets refVal).
+const pairSelf = "self"
+
 func pairedRef(rc *runCtx, pair string) (float64, error) {
 	var r repResult
 	var err error
 	switch pair {
+	case pairSelf:
+		return 0, nil
 	case "cacheline":
 		r, err = runCRef(rc, "ref-cacheline", rc.n(20000))
 	case "futex":
@@ -309,7 +363,7 @@ func runExPingPongPinned(rc *runCtx, mode string) (repResult, error) {
 	return exPingPong(rc, "go", "go", mode, 64, true)
 }
 
-func exPingPong(rc *runCtx, client, server, mode string, size int, pin bool) (repResult, error) {
+func exPingPong(rc *runCtx, client, server, mode string, size int, pin bool, extra ...string) (repResult, error) {
 	dom := newDomain()
 	defer dropDomain(dom)
 	n := rc.n(ppCount(size, false))
@@ -322,6 +376,7 @@ func exPingPong(rc *runCtx, client, server, mode string, size int, pin bool) (re
 	defer os.Remove(sout)
 	common := []string{"dom=" + dom, "svc=pp", fmt.Sprint("size=", size), "mode=" + mode,
 		fmt.Sprint("n=", n), fmt.Sprint("warm=", warm), fmt.Sprint("heap=", heapFor(size, false)), "chans=16"}
+	common = append(common, extra...)
 	srv := proc{argv: rc.exArgv(server, "pp-server", append(common, "out="+sout)...), cpu: cpuFor(1), pin: pin}
 	cl := proc{argv: rc.exArgv(client, "pp-client", append(common, "out="+cout)...), cpu: cpuFor(0), pin: pin}
 	res, sres, err := runGroup(srv, []proc{cl}, rc.timeout)
@@ -609,6 +664,80 @@ func runFanIn(rc *runCtx, tr string, clients int) (repResult, error) {
 	r := aggregateRate(res)
 	r.samples = all
 	return r, nil
+}
+
+func runRPC(rc *runCtx, tr string, size, clients int) (repResult, error) {
+	per := rc.n(max(20000/clients, 200))
+	if tr == "unix" {
+		per = rc.n(max(6000/clients, 100))
+	}
+	out := rc.tmpFile("rpc.bin")
+	defer os.Remove(out)
+	a := []string{fmt.Sprint("size=", size), fmt.Sprint("clients=", clients), fmt.Sprint("n=", per),
+		fmt.Sprint("warm=", max(per/10, 10)), "out=" + out}
+	var srv, cl proc
+	if tr == "unix" {
+		sock := rc.tmpFile("rpc.sock")
+		defer os.Remove(sock)
+		srv = proc{argv: rc.goPeer("net-fanin-server", append(a, "tr=unix", "addr="+sock)...), cpu: -1}
+		cl = proc{argv: rc.goPeer("rpc-client", append(a, "tr=unix", "addr="+sock)...), cpu: -1}
+	} else {
+		dom := newDomain()
+		defer dropDomain(dom)
+		ex := append(a, "dom="+dom, "svc=rpc", "heap=16777216", fmt.Sprint("chans=", clients+16))
+		srv = proc{argv: rc.goPeer("ex-rpc-server", ex...), cpu: -1}
+		cl = proc{argv: rc.goPeer("rpc-client", append(ex, "tr=exipc")...), cpu: -1}
+	}
+	res, _, err := runGroup(srv, []proc{cl}, rc.timeout)
+	if err != nil {
+		return repResult{}, err
+	}
+	r := aggregateRate(res)
+	if r.samples, err = readSamples(out); err != nil {
+		return repResult{}, err
+	}
+	return r, nil
+}
+
+// runPOP3 runs pop3bench once for one size and client count: it measures
+// exipc and the Unix socket one after the other; the Unix figure is the
+// paired reference.
+func runPOP3(rc *runCtx, size, clients int) (repResult, error) {
+	dur := time.Duration(float64(time.Second) * rc.scale)
+	dur = max(dur, 200*time.Millisecond)
+	cmd := exec.Command(filepath.Join(rc.mailstore, "pop3bench"),
+		"-store", filepath.Join(rc.mailstore, "store"), "-pop3d", filepath.Join(rc.mailstore, "pop3d"),
+		"-sizes", fmt.Sprint(size), "-conns", fmt.Sprint(clients), "-reps", "1", "-time", dur.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return repResult{}, fmt.Errorf("pop3bench: %v: %s", err, lastLines(string(out), 5))
+	}
+	var ex, ux float64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[2], 64)
+		if err != nil {
+			continue
+		}
+		switch f[1] {
+		case "exipc":
+			ex = v
+		case "unix":
+			ux = v
+		}
+	}
+	if ex == 0 || ux == 0 {
+		return repResult{}, fmt.Errorf("pop3bench printed no rates: %s", lastLines(string(out), 5))
+	}
+	return repResult{value: ex, refVal: ux, allocs: -1}, nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(len(l)-n, 0):], " | ")
 }
 
 func runChans(rc *runCtx, tr string, k int) (repResult, error) {

@@ -56,6 +56,8 @@ var peerRoles = map[string]func(args){
 	"chan-pp":          chanPingPong,
 	"chan-stream":      chanStream,
 	"micro":            micro,
+	"ex-rpc-server":    exRPCServer,
+	"rpc-client":       rpcClient,
 }
 
 func main() {
@@ -82,6 +84,7 @@ func main() {
 
 func driver() int {
 	cpeer := flag.String("cpeer", "build/bench/cbench", "the C peer (bench/c/cbench.c)")
+	mailstore := flag.String("mailstore", "build/mailstore", "directory of the mail store example's store, pop3d and pop3bench (the pop3/* cells)")
 	out := flag.String("out", "bench/results", "directory for latest.json and the plots")
 	filter := flag.String("filter", "", "run only the workloads whose name matches this regexp (the references always run)")
 	reps := flag.Int("reps", 7, "repetitions of the whole sweep")
@@ -152,7 +155,8 @@ func driver() int {
 		os.Exit(130) // the peers die with us (PR_SET_PDEATHSIG)
 	}()
 
-	rc := &runCtx{self: self, cpeer: cp, tmp: tmp, scale: *scale, timeout: *timeout}
+	ms, _ := filepath.Abs(*mailstore)
+	rc := &runCtx{self: self, cpeer: cp, mailstore: ms, tmp: tmp, scale: *scale, timeout: *timeout}
 	machine := machineInfo()
 	machine.LoadBefore = loadavg()
 	fmt.Fprintf(os.Stderr, "exipcbench: %d workloads x %d repetitions on %s, %d CPUs (load %s)\n",
@@ -197,7 +201,9 @@ func driver() int {
 				}
 			}
 			r, err := c.run(rc)
-			r.refVal = refVal
+			if c.pair != pairSelf {
+				r.refVal = refVal
+			}
 			if err != nil {
 				errs[c] = err.Error()
 				bar.Clear()

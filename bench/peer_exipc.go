@@ -81,6 +81,67 @@ func exSend(d *exipc.Domain, c *exipc.Chan, src []byte, stamp uint64) {
 	}
 }
 
+// exSendFused is exSend with the fused call: allocate, copy (the stamp, then
+// the rest of src) and send in one call into C.
+func exSendFused(c *exipc.Chan, src []byte, stamp uint64) {
+	var head [8]byte
+	put64(head[:], stamp)
+	for {
+		_, err := c.SendCopy(head[:], src[8:])
+		if err == nil {
+			return
+		}
+		if err != exipc.ErrQueueFull && err != exipc.ErrHeapFull {
+			fatalf("send: %v", err)
+		}
+		yield()
+	}
+}
+
+// exRecvFused is exRecv with the fused call: the handle and its block in
+// one call into C (TryRecvBytes / RecvBytes), then Free.
+func exRecvFused(d *exipc.Domain, c *exipc.Chan, spin bool, size int) (v uint64, eof bool) {
+	var h exipc.Handle
+	var b []byte
+	var err error
+	if spin {
+		for {
+			h, b, err = c.TryRecvBytes()
+			if err != exipc.ErrEmpty {
+				break
+			}
+		}
+	} else {
+		h, b, err = c.RecvBytes(bg)
+	}
+	if err != nil {
+		if errors.Is(err, exipc.ErrPeerDead) {
+			return 0, true
+		}
+		fatalf("recv: %v", err)
+	}
+	if len(b) != size {
+		fatalf("bytes: %d bytes, want %d", len(b), size)
+	}
+	sink += touch(b)
+	v = get64(b)
+	if err := d.Free(h); err != nil {
+		fatalf("free: %v", err)
+	}
+	return v, false
+}
+
+// pingPongCalls returns the send and receive of a ping-pong peer: the
+// classic calls, or with calls=fused the fused ones.
+func pingPongCalls(a args, d *exipc.Domain, c *exipc.Chan) (send func(src []byte, stamp uint64), recv func(spin bool, size int) (uint64, bool)) {
+	if a.str("calls", "classic") == "fused" {
+		return func(src []byte, stamp uint64) { exSendFused(c, src, stamp) },
+			func(spin bool, size int) (uint64, bool) { return exRecvFused(d, c, spin, size) }
+	}
+	return func(src []byte, stamp uint64) { exSend(d, c, src, stamp) },
+		func(spin bool, size int) (uint64, bool) { return exRecv(d, c, spin, size) }
+}
+
 // exRecv receives one block (polling TryRecv, or parking in Recv), reads it
 // all, frees it and returns its first 8 bytes; eof at the peer's close.
 func exRecv(d *exipc.Domain, c *exipc.Chan, spin bool, size int) (v uint64, eof bool) {
@@ -136,24 +197,25 @@ func exPingPongServer(a args) {
 	samples := make([]uint32, n)
 	src := makeSrc(size)
 	d, l, c := exOpen(a, true)
+	send, recv := pingPongCalls(a, d, c)
 	var m0 uint64
 	for i := 0; ; i++ {
 		if i == warm {
 			m0 = mallocs()
 		}
-		v, eof := exRecv(d, c, spin, size)
+		v, eof := recv(spin, size)
 		if eof {
 			break
 		}
 		if spin {
-			exSend(d, c, src, v+1)
+			send(src, v+1)
 			continue
 		}
 		if i >= warm && i-warm < n {
 			samples[i-warm] = clamp32(nanotime() - int64(v))
 		}
 		spinFor(parkGap)
-		exSend(d, c, src, uint64(nanotime()))
+		send(src, uint64(nanotime()))
 	}
 	allocs := int64(mallocs() - m0)
 	writeSamples(a.str("out", ""), samples)
@@ -171,6 +233,7 @@ func exPingPongClient(a args) {
 	samples := make([]uint32, n)
 	src := makeSrc(size)
 	d, l, c := exOpen(a, false)
+	send, recv := pingPongCalls(a, d, c)
 	var m0 uint64
 	var start int64
 	t := nanotime()
@@ -186,8 +249,8 @@ func exPingPongClient(a args) {
 		} else {
 			stamp = uint64(nanotime())
 		}
-		exSend(d, c, src, stamp)
-		v, eof := exRecv(d, c, spin, size)
+		send(src, stamp)
+		v, eof := recv(spin, size)
 		if eof {
 			fatalf("the server closed")
 		}
@@ -228,29 +291,33 @@ func exStreamSend(a args) {
 			exSend(d, c, src, uint64(i))
 		}
 	} else {
-		pend := make([]exipc.Handle, 0, batch)
-		next, sent := 0, 0
+		pend := make([]exipc.Handle, batch)
+		bufs := make([][]byte, batch)
+		np, next, sent := 0, 0, 0
 		for sent < total {
-			for len(pend) < batch && next < total {
-				h, b, err := d.Alloc(size)
+			for np < batch && next < total {
+				// One call into C per batch of blocks (AllocBatch).
+				k, err := d.AllocBatch(size, pend[np:min(batch, np+total-next)], bufs[np:])
 				if err != nil {
 					if errors.Is(err, exipc.ErrHeapFull) {
 						break
 					}
 					fatalf("alloc: %v", err)
 				}
-				copy(b, src)
-				put64(b, uint64(next))
-				pend = append(pend, h)
-				next++
+				for _, b := range bufs[np : np+k] {
+					copy(b, src)
+					put64(b, uint64(next))
+					next++
+				}
+				np += k
 			}
-			if len(pend) == 0 {
+			if np == 0 {
 				yield()
 				continue
 			}
-			k, err := c.SendBatch(pend)
+			k, err := c.SendBatch(pend[:np])
 			if k > 0 {
-				pend = pend[:copy(pend, pend[k:])]
+				np = copy(pend, pend[k:np])
 				sent += k
 				continue
 			}
@@ -290,24 +357,31 @@ func exStreamRecv(a args) {
 			}
 		}
 	} else {
+		// One call into C to receive a batch with its blocks
+		// (RecvBatchBytes) and one to free it (FreeBatch).
 		hs := make([]exipc.Handle, batch)
+		bufs := make([][]byte, batch)
 		m0 = mallocs()
 		for got < total {
-			k, err := c.RecvBatch(bg, hs)
+			k, err := c.RecvBatchBytes(bg, hs, bufs)
 			if err != nil {
 				fatalf("recv after %d of %d: %v", got, total, err)
 			}
 			if got <= warm && got+k > warm {
 				start = nanotime()
 			}
-			for _, h := range hs[:k] {
-				if v := exRead(d, h, size); v != uint64(got) {
+			for _, b := range bufs[:k] {
+				if len(b) != size {
+					fatalf("message %d: %d bytes, want %d", got, len(b), size)
+				}
+				sink += touch(b)
+				if v := get64(b); v != uint64(got) {
 					fatalf("message %d has sequence %d", got, v)
 				}
-				if err := d.Free(h); err != nil {
-					fatalf("free: %v", err)
-				}
 				got++
+			}
+			if err := d.FreeBatch(hs[:k]); err != nil {
+				fatalf("free: %v", err)
 			}
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/exipc/exipc"
 )
 
 // chanPingPong: two goroutines hand a payload back and forth over two
@@ -153,7 +155,7 @@ func micro(a args) {
 				}
 				d.Free(h)
 			}
-		case "sendrecv":
+		case "sendrecv", "classic", "fused", "batch64":
 			svc := a.str("svc", "\x00")
 			l, err := d.Listen(svc)
 			if err != nil {
@@ -169,13 +171,81 @@ func micro(a args) {
 			if err != nil {
 				fatalf("accept: %v", err)
 			}
-			op = func() {
-				if err := c1.Send(h); err != nil {
-					fatalf("send: %v", err)
+			src := makeSrc(64)
+			hs, bufs := make([]exipc.Handle, 64), make([][]byte, 64)
+			rhs, rbufs := make([]exipc.Handle, 64), make([][]byte, 64)
+			left := 0 // batch64: messages of the current batch not yet counted
+			switch item {
+			case "sendrecv":
+				op = func() {
+					if err := c1.Send(h); err != nil {
+						fatalf("send: %v", err)
+					}
+					var err error
+					if h, err = c2.TryRecv(); err != nil {
+						fatalf("tryrecv: %v", err)
+					}
 				}
-				var err error
-				if h, err = c2.TryRecv(); err != nil {
-					fatalf("tryrecv: %v", err)
+			case "classic":
+				op = func() {
+					h, b, err := d.Alloc(64)
+					if err != nil {
+						fatalf("alloc: %v", err)
+					}
+					copy(b, src)
+					if err := c1.Send(h); err != nil {
+						fatalf("send: %v", err)
+					}
+					if h, err = c2.TryRecv(); err != nil {
+						fatalf("tryrecv: %v", err)
+					}
+					b, err = d.Bytes(h)
+					if err != nil {
+						fatalf("bytes: %v", err)
+					}
+					sink += touch(b)
+					d.Free(h)
+				}
+			case "fused":
+				op = func() {
+					if _, err := c1.SendCopy(nil, src); err != nil {
+						fatalf("send: %v", err)
+					}
+					h, b, err := c2.TryRecvBytes()
+					if err != nil {
+						fatalf("tryrecv: %v", err)
+					}
+					sink += touch(b)
+					d.Free(h)
+				}
+			case "batch64":
+				op = func() {
+					if left > 0 {
+						left--
+						return
+					}
+					n, err := d.AllocBatch(64, hs, bufs)
+					if err != nil || n != 64 {
+						fatalf("alloc batch: %d, %v", n, err)
+					}
+					for _, b := range bufs {
+						copy(b, src)
+					}
+					if k, err := c1.SendBatch(hs); k != 64 || err != nil {
+						fatalf("send batch: %d, %v", k, err)
+					}
+					for m := 0; m < 64; {
+						k, err := c2.RecvBatchBytes(bg, rhs, rbufs)
+						if err != nil {
+							fatalf("recv batch: %v", err)
+						}
+						for _, b := range rbufs[:k] {
+							sink += touch(b)
+						}
+						d.FreeBatch(rhs[:k])
+						m += k
+					}
+					left = 63
 				}
 			}
 		default:

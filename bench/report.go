@@ -381,28 +381,42 @@ func evalGoals(results []*Result) []Goal {
 		}
 		goals = append(goals, g)
 	}
-	atLeast := func(goal, name, metric string, target float64) {
-		g := Goal{Goal: goal, Value: nan, Target: target, Unit: "1/s"}
-		if r := get(name, metric); r != nil {
-			g.Value = r.Median
-			g.Met = r.Median >= target
-			g.Detail = fmt.Sprintf("%s (spread %s – %s)", fmtValue(r.Median, r.Unit), fmtValue(r.Min, r.Unit), fmtValue(r.Max, r.Unit))
-		}
-		goals = append(goals, g)
+	// Not a cell of this suite yet: listed so that the table shows every goal.
+	missing := func(goal, why string) {
+		goals = append(goals, Goal{Goal: goal, Value: nan, Detail: why})
 	}
-	ratioGoal("Go<->Go ping-pong 64 B spin <= 2.0x cache line", "pingpong-spin/exipc-go-go/64B", 2.0)
-	ratioGoal("C<->C ping-pong 64 B spin <= 1.5x cache line", "pingpong-spin/exipc-c-c/64B", 1.5)
-	ratioGoal("park (Go<->Go 64 B) <= 1.3x futex", "pingpong-park/exipc-go-go/64B", 1.3)
-	ratioGoal("park (C<->C 64 B) <= 1.3x futex", "pingpong-park/exipc-c-c/64B", 1.3)
-	speedGoal(">= 30x lower round trip than a Unix socket (Go, 64 B)", "pingpong-spin/exipc-go-go/64B", "pingpong/unix/64B", "", 30)
-	speedGoal(">= 50x lower round trip than shmipc-go (64 B)", "pingpong-spin/exipc-go-go/64B", "pingpong/shmipc-go/64B", "", 50)
-	atLeast("Go->Go streaming 64 B >= 20 M msgs/s (single)", "stream-single/exipc-go-go/64B", "msgs/s", 20e6)
-	atLeast("Go->Go >= 100 M handles/s (batched)", "handles-batch/exipc-go-go", "", 100e6)
-	ratioGoal("C->C batched within 1.2x of a bare ring", "handles-batch/exipc-c-c", 1.2)
-	speedGoal("4 KiB streaming >= 5x the Unix socket's bytes/s (single)", "stream-single/exipc-go-go/4KiB", "stream-single/unix/4KiB", "bytes/s", 5)
-	speedGoal("4 KiB streaming >= 5x the Unix socket's bytes/s (batched)", "stream-batch/exipc-go-go/4KiB", "stream-batch/unix/4KiB", "bytes/s", 5)
-	// Allocations, per call: testing.AllocsPerRun in the micro workloads.
-	g := Goal{Goal: "0 allocs/op per call (Bytes, Alloc+Free, Send+TryRecv)", Value: nan, Unit: "allocs/op"}
+	// The goals of the "faster than a Unix socket from Go" work, in its order.
+	for _, size := range []string{"64B", "4KiB"} {
+		speedGoal("stub RPC "+size+", 1 client >= 3x Unix socket calls/s",
+			"rpc/exipc-stub/"+size+"/1-clients", "rpc/unix/"+size+"/1-clients", "", 3)
+		speedGoal("stub RPC "+size+", 100 clients >= 2x Unix socket calls/s",
+			"rpc/exipc-stub/"+size+"/100-clients", "rpc/unix/"+size+"/100-clients", "", 2)
+	}
+	missing("stub RPC 1 client p50 and p99 <= 1/3 of the Unix socket's", "not measured: the rpc cells keep samples, the report does not compare percentiles yet")
+	// POP3: the cells' paired ratio is exipc's time per RETR over the Unix
+	// socket's; the goal is on rates, its inverse.
+	for _, size := range []string{"1KiB", "64KiB", "1MiB"} {
+		target := 1.2
+		if size == "1MiB" {
+			target = 1.5
+		}
+		for _, n := range []string{"1", "16"} {
+			ratioGoal(fmt.Sprintf("POP3 RETR %s, %s clients >= %.1fx Unix socket RETR/s (time <= %.2fx)", size, n, target, 1/target),
+				"pop3/exipc/"+size+"/"+n+"-clients", 1/target)
+		}
+	}
+	missing("POP3 CPU time per RETR below the Unix socket's at every size", "not measured: pop3bench reports no CPU time yet")
+	speedGoal("stream 64 B Go->Go batched >= 1.5x shmipc-go batched", "stream-batch/exipc-go-go/64B", "stream-batch/shmipc-go/64B", "", 1.5)
+	speedGoal("stream 64 B Go->Go batched >= 3x Unix socket batched", "stream-batch/exipc-go-go/64B", "stream-batch/unix/64B", "", 3)
+	speedGoal("stream 64 B Go->Go one message per call >= 0.6x C->C", "stream-single/exipc-go-go/64B", "stream-single/exipc-c-c/64B", "", 0.6)
+	ratioGoal("ping-pong 64 B spin Go<->Go <= 2.0x cache line", "pingpong-spin/exipc-go-go/64B", 2.0)
+	ratioGoal("ping-pong 64 B spin C<->C <= 1.5x cache line", "pingpong-spin/exipc-c-c/64B", 1.5)
+	ratioGoal("ping-pong 64 B park Go<->Go <= 1.3x futex", "pingpong-park/exipc-go-go/64B", 1.3)
+	ratioGoal("ping-pong 64 B park C<->C <= 1.15x futex", "pingpong-park/exipc-c-c/64B", 1.15)
+	ratioGoal("handles only, batched, C->C <= 3x a bare ring", "handles-batch/exipc-c-c", 3)
+	speedGoal("classic loop from Go (Alloc, Bytes, Send / Recv, Bytes, Free) >= 0.5x C", "stream-single/exipc-go-go/64B", "stream-single/exipc-c-c/64B", "", 0.5)
+
+	g := Goal{Goal: "0 allocs/op per call (Bytes, Alloc+Free, Send+TryRecv, classic, fused, batch64)", Value: nan, Unit: "allocs/op"}
 	worst, where, n := -1.0, "", 0
 	for _, r := range results {
 		if r.Workload == "micro" && r.AllocsPerOp != nil && r.Name != "micro/atomic" && r.Name != "micro/cgo" {

@@ -4,9 +4,9 @@
 // domain has open, so that closing the domain closes them first and no C
 // pointer is used after it was freed.
 //
-// Accept parks on the domain's poller (ring.Poller) like Recv does; Connect,
-// waiting for a service to appear, waits in C waits of at most
-// native.MaxSlice, checking the context and the closed flags between them.
+// Accept parks on the domain's poller like Recv does; Connect, waiting for
+// a service to appear, waits in C waits of at most guard.MaxSlice, checking
+// the context and the closed flags between them.
 package bind
 
 import (
@@ -14,19 +14,25 @@ import (
 	"sync"
 
 	"github.com/exipc/exipc/heap"
+	"github.com/exipc/exipc/internal/guard"
+	"github.com/exipc/exipc/internal/link"
+	"github.com/exipc/exipc/internal/poll"
 	"github.com/exipc/exipc/native"
 	"github.com/exipc/exipc/ring"
 )
 
-// Domain is an open domain: its heap (whose Guard is the domain's life) and
-// the listeners and channel ends open on it.
+// Domain is an open domain: its heap (Alloc, Bytes, Free) and the listeners
+// and channel ends open on it.
 type Domain struct {
-	heap.Heap
+	*heap.Heap
 
-	mu     sync.Mutex // guards lns and ends
+	g      guard.Guard   // the domain's life: every call runs inside it
+	nd     native.Domain // use only inside g.Enter/Leave
+	name   string        // for error messages
+	mu     sync.Mutex    // guards lns and ends
 	lns    map[*Listener]struct{}
-	ends   map[*ring.End]struct{}
-	poller *ring.Poller
+	ends   map[link.EndCtl]struct{}
+	poller *poll.Poller
 }
 
 // Open creates the domain NAME or attaches to it. opt may be nil.
@@ -40,11 +46,13 @@ func Open(name string, opt *native.Options) (*Domain, error) {
 		policy = opt.WaitPolicy
 	}
 	d := &Domain{
+		nd:     nd,
+		name:   name,
 		lns:    make(map[*Listener]struct{}),
-		ends:   make(map[*ring.End]struct{}),
-		poller: ring.NewPoller(nd, policy),
+		ends:   make(map[link.EndCtl]struct{}),
+		poller: poll.NewPoller(nd, policy),
 	}
-	d.Init(nd, name)
+	d.Heap = link.NewHeap(&d.g, nd, name).(*heap.Heap)
 	return d, nil
 }
 
@@ -68,7 +76,7 @@ func (d *Domain) Leave() (bool, error) { return d.close(true) }
 
 func (d *Domain) close(leave bool) (bool, error) {
 	var rc int
-	first := d.G.Shut(func() {
+	first := d.g.Shut(func() {
 		// Mark everything closed first, so that calls blocked on any of it
 		// fail with ErrClosed rather than see a peer closed by us. Then
 		// listeners: an Accept in flight may still add an end.
@@ -88,7 +96,7 @@ func (d *Domain) close(leave bool) (bool, error) {
 			l.shut(&lrc)
 		}
 		d.mu.Lock()
-		ends := make([]*ring.End, 0, len(d.ends))
+		ends := make([]link.EndCtl, 0, len(d.ends))
 		for e := range d.ends {
 			ends = append(ends, e)
 		}
@@ -99,27 +107,27 @@ func (d *Domain) close(leave bool) (bool, error) {
 		}
 		d.poller.Close()
 		if leave {
-			rc = d.Domain().Leave()
+			rc = d.nd.Leave()
 		} else {
-			rc = d.Domain().Close()
+			rc = d.nd.Close()
 		}
 	})
 	if !first {
-		return false, native.WrapErr("close", d.Name(), native.ErrClosed)
+		return false, native.WrapErr("close", d.name, native.ErrClosed)
 	}
-	return rc == 1, native.Wrap("close", d.Name(), rc, nil, nil)
+	return rc == 1, native.Wrap("close", d.name, rc, nil, nil)
 }
 
 // newEnd wraps a C channel and tracks it until it is closed.
 func (d *Domain) newEnd(c native.Chan, service string) *ring.End {
-	e := ring.New(c, service, d.poller, d.untrackEnd)
+	e, ctl := link.NewEnd(c, service, d.poller, d.untrackEnd)
 	d.mu.Lock()
-	d.ends[e] = struct{}{}
+	d.ends[ctl] = struct{}{}
 	d.mu.Unlock()
-	return e
+	return e.(*ring.End)
 }
 
-func (d *Domain) untrackEnd(e *ring.End) {
+func (d *Domain) untrackEnd(e link.EndCtl) {
 	d.mu.Lock()
 	delete(d.ends, e)
 	d.mu.Unlock()
@@ -128,11 +136,11 @@ func (d *Domain) untrackEnd(e *ring.End) {
 // Listen starts listening on SERVICE. Errors: native.ErrServiceExists,
 // native.ErrInvalid, native.ErrLimit, native.ErrClosed.
 func (d *Domain) Listen(service string) (*Listener, error) {
-	if !d.G.Enter() {
+	if !d.g.Enter() {
 		return nil, native.WrapErr("listen", service, native.ErrClosed)
 	}
-	defer d.G.Leave()
-	nl, rc := d.Domain().Listen(service)
+	defer d.g.Leave()
+	nl, rc := d.nd.Listen(service)
 	if rc < 0 {
 		return nil, native.Wrap("listen", service, rc, nil, nil)
 	}
@@ -153,23 +161,23 @@ func (d *Domain) Connect(ctx context.Context, service string) (*ring.End, error)
 		return nil, native.WrapErr("connect", service, native.ErrInvalid)
 	}
 	defer cs.Free()
-	if !d.G.Enter() {
+	if !d.g.Enter() {
 		return nil, native.WrapErr("connect", service, native.ErrClosed)
 	}
-	defer d.G.Leave()
+	defer d.g.Leave()
 	missing := false
 	for {
-		if d.G.Closed() {
+		if d.g.Closed() {
 			return nil, native.WrapErr("connect", service, native.ErrClosed)
 		}
-		t, err := native.Slice(ctx)
+		t, err := guard.Slice(ctx)
 		if err != nil {
 			if missing {
 				err = &native.Timeout{Cause: native.ErrNoService, Ctx: err}
 			}
 			return nil, native.WrapErr("connect", service, err)
 		}
-		c, rc := d.Domain().Connect(cs, t)
+		c, rc := d.nd.Connect(cs, t)
 		if rc >= 0 {
 			return d.newEnd(c, service), nil
 		}
@@ -184,38 +192,38 @@ func (d *Domain) Connect(ctx context.Context, service string) (*ring.End, error)
 // Reap cleans up after every dead process of the domain and returns how
 // many this call cleaned.
 func (d *Domain) Reap() (int, error) {
-	if !d.G.Enter() {
-		return 0, native.WrapErr("reap", d.Name(), native.ErrClosed)
+	if !d.g.Enter() {
+		return 0, native.WrapErr("reap", d.name, native.ErrClosed)
 	}
-	rc := d.Domain().Reap()
-	d.G.Leave()
+	rc := d.nd.Reap()
+	d.g.Leave()
 	if rc < 0 {
-		return 0, native.Wrap("reap", d.Name(), rc, nil, nil)
+		return 0, native.Wrap("reap", d.name, rc, nil, nil)
 	}
 	return rc, nil
 }
 
 // Stat returns the domain-wide counters.
 func (d *Domain) Stat() (native.Stat, error) {
-	if !d.G.Enter() {
-		return native.Stat{}, native.WrapErr("stat", d.Name(), native.ErrClosed)
+	if !d.g.Enter() {
+		return native.Stat{}, native.WrapErr("stat", d.name, native.ErrClosed)
 	}
-	st, rc := d.Domain().Stat()
-	d.G.Leave()
+	st, rc := d.nd.Stat()
+	d.g.Leave()
 	if rc < 0 {
-		return native.Stat{}, native.Wrap("stat", d.Name(), rc, nil, nil)
+		return native.Stat{}, native.Wrap("stat", d.name, rc, nil, nil)
 	}
 	return st, nil
 }
 
 // Listener listens on one service of a domain.
 type Listener struct {
-	g        native.Guard
+	g        guard.Guard
 	acceptMu sync.Mutex // the C core serves one accepting thread at a time
 	l        native.Listener
 	d        *Domain
 	service  string
-	w        *ring.Waiter
+	w        *poll.Waiter
 }
 
 // arm is Poll's view of a listener, like ring.End.Arm.
@@ -238,14 +246,16 @@ func (l *Listener) arm() (bool, error) {
 // domain's poller like Recv. Readiness is a hint: the TryRecv or TryAccept
 // that follows may still find nothing.
 func (d *Domain) Poll(ctx context.Context, ends []*ring.End, lns []*Listener, ready []bool) (int, error) {
-	if !d.G.Enter() {
-		return 0, native.WrapErr("poll", d.Name(), native.ErrClosed)
+	if !d.g.Enter() {
+		return 0, native.WrapErr("poll", d.name, native.ErrClosed)
 	}
-	defer d.G.Leave()
-	g := ring.NewGroup()
-	for _, e := range ends {
-		e.Waiter().Join(g)
-		defer e.Waiter().Leave(g)
+	defer d.g.Leave()
+	g := poll.NewGroup()
+	ctls := make([]link.EndCtl, len(ends))
+	for i, e := range ends {
+		ctls[i] = link.CtlOf(e)
+		ctls[i].Waiter().Join(g)
+		defer ctls[i].Waiter().Leave(g)
 	}
 	for _, l := range lns {
 		l.w.Join(g)
@@ -254,7 +264,7 @@ func (d *Domain) Poll(ctx context.Context, ends []*ring.End, lns []*Listener, re
 	for {
 		g.Drain()
 		n := 0
-		for i, e := range ends {
+		for i, e := range ctls {
 			r, err := e.Arm()
 			if err != nil {
 				return 0, err
@@ -277,8 +287,8 @@ func (d *Domain) Poll(ctx context.Context, ends []*ring.End, lns []*Listener, re
 		if n > 0 {
 			return n, nil
 		}
-		if d.G.Closed() || !d.poller.Ensure() {
-			return 0, native.WrapErr("poll", d.Name(), native.ErrClosed)
+		if d.g.Closed() || !d.poller.Ensure() {
+			return 0, native.WrapErr("poll", d.name, native.ErrClosed)
 		}
 		select {
 		case <-g.C():
@@ -288,9 +298,11 @@ func (d *Domain) Poll(ctx context.Context, ends []*ring.End, lns []*Listener, re
 	}
 }
 
-// Arm and Closed make the listener a ring.Site for the poller.
-func (l *Listener) Arm() int     { return l.l.Arm() }
-func (l *Listener) Closed() bool { return l.g.Closed() }
+// site is the listener as the poller's Wait sees it.
+type site Listener
+
+func (l *site) Arm() int     { return l.l.Arm() }
+func (l *site) Closed() bool { return l.g.Closed() }
 
 // Service returns the name the listener listens on.
 func (l *Listener) Service() string { return l.service }
@@ -306,7 +318,7 @@ func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
 	l.acceptMu.Lock()
 	defer l.acceptMu.Unlock()
 	var end *ring.End
-	err := l.d.poller.Wait(ctx.Done(), l.w, l, func() (bool, error) {
+	err := l.d.poller.Wait(ctx, l.w, (*site)(l), func(int64) (bool, error) {
 		c, rc := l.l.Accept(0)
 		if rc >= 0 {
 			end = l.d.newEnd(c, l.service)
@@ -316,11 +328,11 @@ func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
 			return false, nil
 		}
 		return true, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
-	})
+	}, false)
 	switch err {
 	case nil:
 		return end, nil
-	case ring.ErrDone:
+	case poll.ErrDone:
 		return nil, native.CtxErr(ctx)
 	case native.ErrClosed:
 		return nil, native.WrapErr("accept", l.service, native.ErrClosed)

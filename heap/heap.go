@@ -1,31 +1,33 @@
 // Package heap wraps the shared slab heap of an exipc domain: Alloc, Bytes
 // and Free hand out blocks of shared memory as []byte, with no copy and no
-// heap allocation on the Go side.
+// heap allocation on the Go side. A domain's Heap comes with the domain
+// (package bind); this package is what a program calls on it.
 package heap
 
 import (
-	"github.com/exipc/exipc/native"
 	"syscall"
+
+	"github.com/exipc/exipc/internal/guard"
+	"github.com/exipc/exipc/internal/link"
+	"github.com/exipc/exipc/native"
 )
 
-// Heap is the heap of one open domain. Its Guard is the domain's life: the
-// binding layer closes the domain through it, and every Heap call runs
-// inside it, so no call reaches C after the domain was closed.
+// Heap is the heap of one open domain. Every call runs inside the domain's
+// guard (its life, held by the binding layer), so no call reaches C after
+// the domain was closed.
 type Heap struct {
-	G    native.Guard
+	g    *guard.Guard
 	d    native.Domain
 	name string // domain name, for error messages
 }
 
-// Init sets the domain the heap belongs to. Call it once, before any other
-// method.
-func (hp *Heap) Init(d native.Domain, name string) {
-	hp.d = d
-	hp.name = name
+func init() {
+	link.NewHeap = func(g *guard.Guard, d native.Domain, name string) any { return newHeap(g, d, name) }
 }
 
-// Domain returns the C domain; use it only inside hp.G.Enter/Leave.
-func (hp *Heap) Domain() native.Domain { return hp.d }
+func newHeap(g *guard.Guard, d native.Domain, name string) *Heap {
+	return &Heap{g: g, d: d, name: name}
+}
 
 // Name returns the domain's name.
 func (hp *Heap) Name() string { return hp.name }
@@ -39,11 +41,11 @@ func (hp *Heap) Alloc(size int) (uint64, []byte, error) {
 	if size <= 0 {
 		return 0, nil, native.WrapErr("alloc", hp.name, native.ErrInvalid)
 	}
-	if !hp.G.Enter() {
+	if !hp.g.Enter() {
 		return 0, nil, native.WrapErr("alloc", hp.name, native.ErrClosed)
 	}
 	h, b, rc := hp.d.AllocBytes(size)
-	hp.G.Leave()
+	hp.g.Leave()
 	if rc < 0 {
 		if rc == -int(syscall.ENOMEM) {
 			return 0, nil, native.ErrHeapFull
@@ -57,11 +59,11 @@ func (hp *Heap) Alloc(size int) (uint64, []byte, error) {
 // memory with the length asked for at alloc. A handle that is zero, forged,
 // stale, freed or in flight gives native.ErrBadHandle.
 func (hp *Heap) Bytes(h uint64) ([]byte, error) {
-	if !hp.G.Enter() {
+	if !hp.g.Enter() {
 		return nil, native.WrapErr("bytes", hp.name, native.ErrClosed)
 	}
 	b := hp.d.Bytes(h)
-	hp.G.Leave()
+	hp.g.Leave()
 	if b == nil {
 		return nil, native.WrapErr("bytes", hp.name, native.ErrBadHandle)
 	}
@@ -71,13 +73,51 @@ func (hp *Heap) Bytes(h uint64) ([]byte, error) {
 // Free returns the block h, owned by this process, to the heap. A handle
 // that is not such a block gives native.ErrBadHandle.
 func (hp *Heap) Free(h uint64) error {
-	if !hp.G.Enter() {
+	if !hp.g.Enter() {
 		return native.WrapErr("free", hp.name, native.ErrClosed)
 	}
 	rc := hp.d.Free(h)
-	hp.G.Leave()
+	hp.g.Leave()
 	if rc < 0 {
 		return native.Wrap("free", hp.name, rc, nil, nil)
 	}
 	return nil
+}
+
+// FreeBatch frees every handle of hs, in order, in one call into C. It
+// stops at the first that is not a block owned by this process
+// (native.ErrBadHandle): those before it are freed, those after untouched.
+func (hp *Heap) FreeBatch(hs []uint64) error {
+	if !hp.g.Enter() {
+		return native.WrapErr("free", hp.name, native.ErrClosed)
+	}
+	rc := hp.d.FreeBatch(hs)
+	hp.g.Leave()
+	if rc < 0 {
+		return native.Wrap("free", hp.name, rc, nil, nil)
+	}
+	return nil
+}
+
+// AllocBatch allocates up to min(len(hs), len(bufs)) blocks of size bytes in
+// one call into C (at most native.BatchMax per call): their handles go to
+// hs and the blocks, exactly size bytes each, to bufs. It returns how many;
+// fewer when the heap ran out part way. With none it returns 0 and the bare
+// native.ErrHeapFull, or another error.
+func (hp *Heap) AllocBatch(size int, hs []uint64, bufs [][]byte) (int, error) {
+	if size <= 0 || len(hs) == 0 || len(bufs) == 0 {
+		return 0, native.WrapErr("alloc", hp.name, native.ErrInvalid)
+	}
+	if !hp.g.Enter() {
+		return 0, native.WrapErr("alloc", hp.name, native.ErrClosed)
+	}
+	rc := hp.d.AllocBatch(size, hs, bufs)
+	hp.g.Leave()
+	if rc < 0 {
+		if rc == -int(syscall.ENOMEM) {
+			return 0, native.ErrHeapFull
+		}
+		return 0, native.Wrap("alloc", hp.name, rc, nil, nil)
+	}
+	return rc, nil
 }

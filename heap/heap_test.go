@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/exipc/exipc/internal/guard"
 	"github.com/exipc/exipc/native"
 )
 
@@ -16,8 +17,8 @@ func TestHeap(t *testing.T) {
 		t.Fatalf("open: %s", native.Strerror(rc))
 	}
 	native.Unlink(name)
-	var hp Heap
-	hp.Init(d, name)
+	var g guard.Guard
+	hp := newHeap(&g, d, name)
 
 	h, b, err := hp.Alloc(300)
 	if err != nil || len(b) != 300 {
@@ -48,7 +49,7 @@ func TestHeap(t *testing.T) {
 		t.Errorf("Alloc+Bytes+Free: %v allocations, want 0", n)
 	}
 
-	hp.G.Shut(func() { d.Close() })
+	g.Shut(func() { d.Close() })
 	if _, _, err := hp.Alloc(8); !errors.Is(err, native.ErrClosed) {
 		t.Errorf("Alloc after Shut = %v", err)
 	}

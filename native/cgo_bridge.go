@@ -12,7 +12,6 @@ package native
 
 /*
 #cgo CFLAGS: -std=gnu11 -O2 -fvisibility=hidden -D_GNU_SOURCE
-#cgo exipc_testing CFLAGS: -DEXIPC_TESTING
 #cgo LDFLAGS: -lpthread
 
 // The C core never calls back into Go and never keeps a pointer it was
@@ -26,22 +25,32 @@ package native
 #cgo nocallback exipc_accept
 #cgo noescape exipc_connect
 #cgo nocallback exipc_connect
-#cgo noescape exipc_alloc
-#cgo nocallback exipc_alloc
-#cgo noescape exipc_ptr
-#cgo nocallback exipc_ptr
-#cgo noescape exipc_free
-#cgo nocallback exipc_free
-#cgo noescape exipc_send
-#cgo nocallback exipc_send
-#cgo noescape exipc_recv
-#cgo nocallback exipc_recv
-#cgo noescape exipc_send_batch
-#cgo nocallback exipc_send_batch
-#cgo noescape exipc_recv_batch
-#cgo nocallback exipc_recv_batch
-#cgo noescape exipc_go_alloc
-#cgo nocallback exipc_go_alloc
+#cgo noescape go_arena
+#cgo nocallback go_arena
+#cgo noescape go_alloc
+#cgo nocallback go_alloc
+#cgo noescape go_ptr
+#cgo nocallback go_ptr
+#cgo noescape go_free
+#cgo nocallback go_free
+#cgo noescape go_send
+#cgo nocallback go_send
+#cgo noescape go_recv
+#cgo nocallback go_recv
+#cgo noescape go_send_batch
+#cgo nocallback go_send_batch
+#cgo noescape go_recv_batch
+#cgo nocallback go_recv_batch
+#cgo noescape go_free_batch
+#cgo nocallback go_free_batch
+#cgo noescape go_send_copy
+#cgo nocallback go_send_copy
+#cgo noescape go_recv_view
+#cgo nocallback go_recv_view
+#cgo noescape go_alloc_batch
+#cgo nocallback go_alloc_batch
+#cgo noescape go_recv_batch_view
+#cgo nocallback go_recv_batch_view
 #cgo noescape exipc_stat
 #cgo nocallback exipc_stat
 #cgo noescape exipc_wait_ready
@@ -53,12 +62,46 @@ package native
 #include "exipc.h"
 #include "exipc_internal.h"
 
-// Alloc and the block's address in one crossing (a cgo call costs ~25 ns):
-// the block was just taken by this process, so its address needs no
-// second validation.
-static int exipc_go_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *h, void **p) {
-    int rc = exipc_alloc(d, size, h);
-    *p = rc == 0 ? (void *)(D_ARENA(d) + (uint64_t)(uint32_t)*h * GRANULE) : NULL;
+
+// The hot calls, as Go calls them: object pointers as integers and buffers
+// as byte pointers, so that cgo's run-time pointer check (cgocheck), which
+// inspects every unsafe.Pointer and every pointer to a struct holding
+// pointers, has nothing to inspect (it cost a fifth of the instructions of
+// a message). Addresses of blocks come back as offsets into the arena, which
+// Go adds to the arena's base (ArenaBase), or as a returned pointer.
+#define GO_D(d) ((exipc_domain_t *)(d))
+#define GO_C(c) ((exipc_chan_t *)(c))
+static void *go_arena(uintptr_t d) { return D_ARENA(GO_D(d)); }
+static int go_alloc(uintptr_t d, size_t size, exipc_handle_t *h) { return exipc_alloc(GO_D(d), size, h); }
+static void *go_ptr(uintptr_t d, exipc_handle_t h, size_t *len) { return exipc_ptr(GO_D(d), h, len); }
+static int go_free(uintptr_t d, exipc_handle_t h) { return exipc_free(GO_D(d), h); }
+static int go_send(uintptr_t c, exipc_handle_t h) { return exipc_send(GO_C(c), h); }
+static int go_recv(uintptr_t c, exipc_handle_t *h, int64_t t) { return exipc_recv(GO_C(c), h, t); }
+static int go_send_batch(uintptr_t c, const exipc_handle_t *hs, size_t n) { return exipc_send_batch(GO_C(c), hs, n); }
+static int go_recv_batch(uintptr_t c, exipc_handle_t *hs, size_t n, int64_t t) { return exipc_recv_batch(GO_C(c), hs, n, t); }
+static int go_free_batch(uintptr_t d, const exipc_handle_t *hs, size_t n) { return exipc_free_batch(GO_D(d), hs, n); }
+static int go_send_copy(uintptr_t c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, exipc_handle_t *h) {
+    return exipc_send_copy(GO_C(c), a, alen, b, blen, h);
+}
+static int go_recv_view(uintptr_t c, exipc_handle_t *h, uint64_t *off, size_t *len, int64_t t) {
+    void *p;
+    int rc = exipc_recv_view(GO_C(c), h, &p, len, t, EXIPC_RECV_NOSPIN);
+    if (rc == 0)
+        *off = (uint64_t)((uint8_t *)p - D_ARENA(GO_C(c)->d));
+    return rc;
+}
+static int go_alloc_batch(uintptr_t d, size_t size, exipc_handle_t *hs, uint64_t *offs, size_t n) {
+    void *ptrs[64];
+    int rc = exipc_alloc_batch(GO_D(d), size, hs, ptrs, n < 64 ? n : 64);
+    for (int i = 0; i < rc; i++)
+        offs[i] = (uint64_t)((uint8_t *)ptrs[i] - D_ARENA(GO_D(d)));
+    return rc;
+}
+static int go_recv_batch_view(uintptr_t c, exipc_handle_t *hs, uint64_t *offs, size_t *lens, size_t n, int64_t t) {
+    void *ptrs[64];
+    int rc = exipc_recv_batch_view(GO_C(c), hs, ptrs, lens, n < 64 ? n : 64, t);
+    for (int i = 0; i < rc; i++)
+        offs[i] = (uint64_t)((uint8_t *)ptrs[i] - D_ARENA(GO_C(c)->d));
     return rc;
 }
 
@@ -85,6 +128,7 @@ import "C"
 import (
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -110,6 +154,10 @@ const (
 	WaitPark     = uint32(C.EXIPC_WAIT_PARK)
 )
 
+// SpinBeforePark is how long an adaptive wait spins before it parks
+// (SPIN_BEFORE_PARK_NS): the Go wait loop uses the C core's budget.
+const SpinBeforePark = time.Duration(C.SPIN_BEFORE_PARK_NS)
+
 // Stat mirrors struct exipc_stat.
 type Stat struct {
 	ProcsAlive, ChansBound, Services              uint32
@@ -118,13 +166,34 @@ type Stat struct {
 }
 
 // Domain is an open exipc_domain_t. The zero value is no domain.
-type Domain struct{ p *C.exipc_domain_t }
+type Domain struct {
+	p     *C.exipc_domain_t
+	arena unsafe.Pointer // the heap arena's base in this process
+}
+
+func (d Domain) u() C.uintptr_t { return C.uintptr_t(uintptr(unsafe.Pointer(d.p))) }
+func (c Chan) u() C.uintptr_t   { return C.uintptr_t(uintptr(unsafe.Pointer(c.p))) }
+
+// block is the slice of n bytes at offset off of the arena.
+func (d Domain) block(off C.uint64_t, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(d.arena, uintptr(off))), n)
+}
 
 // Listener is an open exipc_listener_t. The zero value is no listener.
-type Listener struct{ p *C.exipc_listener_t }
+type Listener struct {
+	p     *C.exipc_listener_t
+	arena unsafe.Pointer // its domain's arena base (see Domain)
+}
 
 // Chan is an open exipc_chan_t. The zero value is no channel.
-type Chan struct{ p *C.exipc_chan_t }
+type Chan struct {
+	p     *C.exipc_chan_t
+	arena unsafe.Pointer // its domain's arena base (see Domain)
+}
+
+func (c Chan) block(off C.uint64_t, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(c.arena, uintptr(off))), n)
+}
 
 var einval = -int(syscall.EINVAL)
 
@@ -184,7 +253,7 @@ func Open(name string, opt *Options) (Domain, int) {
 	if rc < 0 {
 		return Domain{}, rc
 	}
-	return Domain{d}, rc
+	return Domain{d, C.go_arena(C.uintptr_t(uintptr(unsafe.Pointer(d))))}, rc
 }
 
 // Unlink calls exipc_unlink: remove the domain's name.
@@ -222,7 +291,7 @@ func (d Domain) Listen(service string) (Listener, int) {
 	if rc < 0 {
 		return Listener{}, rc
 	}
-	return Listener{l}, rc
+	return Listener{l, d.arena}, rc
 }
 
 // CService is a service name converted once for repeated Connect calls.
@@ -245,7 +314,7 @@ func (d Domain) Connect(service CService, timeoutNs int64) (Chan, int) {
 	if rc < 0 {
 		return Chan{}, rc
 	}
-	return Chan{c}, rc
+	return Chan{c, d.arena}, rc
 }
 
 // Alloc calls exipc_alloc.
@@ -254,7 +323,7 @@ func (d Domain) Alloc(size int) (uint64, int) {
 		return 0, einval
 	}
 	var h C.exipc_handle_t
-	rc := int(C.exipc_alloc(d.p, C.size_t(size), &h))
+	rc := int(C.go_alloc(d.u(), C.size_t(size), &h))
 	return uint64(h), rc
 }
 
@@ -265,12 +334,13 @@ func (d Domain) AllocBytes(size int) (uint64, []byte, int) {
 		return 0, nil, einval
 	}
 	var h C.exipc_handle_t
-	var p unsafe.Pointer
-	rc := int(C.exipc_go_alloc(d.p, C.size_t(size), &h, &p))
+	rc := int(C.go_alloc(d.u(), C.size_t(size), &h))
 	if rc < 0 {
 		return 0, nil, rc
 	}
-	return uint64(h), unsafe.Slice((*byte)(p), size), rc
+	// The block was just taken by this process: its index needs no second
+	// check (GRANULE-sized units from the arena's start).
+	return uint64(h), d.block(C.uint64_t(uint64(uint32(h))*C.GRANULE), size), rc
 }
 
 // Bytes calls exipc_ptr and returns the block as a slice of shared memory
@@ -279,7 +349,7 @@ func (d Domain) AllocBytes(size int) (uint64, []byte, int) {
 // the domain closed.
 func (d Domain) Bytes(h uint64) []byte {
 	var n C.size_t
-	p := C.exipc_ptr(d.p, C.exipc_handle_t(h), &n)
+	p := C.go_ptr(d.u(), C.exipc_handle_t(h), &n)
 	if p == nil {
 		return nil
 	}
@@ -287,7 +357,35 @@ func (d Domain) Bytes(h uint64) []byte {
 }
 
 // Free calls exipc_free.
-func (d Domain) Free(h uint64) int { return int(C.exipc_free(d.p, C.exipc_handle_t(h))) }
+func (d Domain) Free(h uint64) int { return int(C.go_free(d.u(), C.exipc_handle_t(h))) }
+
+// BatchMax is how many blocks AllocBatch and RecvBatchView move per cgo
+// call (their scratch arrays live on the stack).
+const BatchMax = 64
+
+// AllocBatch calls exipc_alloc_batch: up to len(hs) blocks of size bytes
+// (at most BatchMax), their handles in hs and the blocks, exactly size
+// bytes each, in bufs. Returns how many, or a negative errno.
+func (d Domain) AllocBatch(size int, hs []uint64, bufs [][]byte) int {
+	n := min(len(hs), len(bufs), BatchMax)
+	if size <= 0 || n == 0 {
+		return einval
+	}
+	var offs [BatchMax]C.uint64_t
+	rc := int(C.go_alloc_batch(d.u(), C.size_t(size), (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), &offs[0], C.size_t(n)))
+	for i := 0; i < rc; i++ {
+		bufs[i] = d.block(offs[i], size)
+	}
+	return rc
+}
+
+// FreeBatch calls exipc_free_batch.
+func (d Domain) FreeBatch(hs []uint64) int {
+	if len(hs) == 0 {
+		return 0
+	}
+	return int(C.go_free_batch(d.u(), (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs))))
+}
 
 // Reap calls exipc_reap.
 func (d Domain) Reap() int { return int(C.exipc_reap(d.p)) }
@@ -317,7 +415,7 @@ func (l Listener) Accept(timeoutNs int64) (Chan, int) {
 	if rc < 0 {
 		return Chan{}, rc
 	}
-	return Chan{c}, rc
+	return Chan{c, l.arena}, rc
 }
 
 // Close calls exipc_listener_close.
@@ -330,13 +428,42 @@ func (c Chan) IsZero() bool { return c.p == nil }
 func (c Chan) Close() int { return int(C.exipc_chan_close(c.p)) }
 
 // Send calls exipc_send.
-func (c Chan) Send(h uint64) int { return int(C.exipc_send(c.p, C.exipc_handle_t(h))) }
+func (c Chan) Send(h uint64) int { return int(C.go_send(c.u(), C.exipc_handle_t(h))) }
 
 // Recv calls exipc_recv.
 func (c Chan) Recv(timeoutNs int64) (uint64, int) {
 	var h C.exipc_handle_t
-	rc := int(C.exipc_recv(c.p, &h, C.int64_t(timeoutNs)))
+	rc := int(C.go_recv(c.u(), &h, C.int64_t(timeoutNs)))
 	return uint64(h), rc
+}
+
+// SendCopy calls exipc_send_copy: a block holding a then b, allocated,
+// filled and sent in one cgo call. It returns the handle sent.
+func (c Chan) SendCopy(a, b []byte) (uint64, int) {
+	var pa, pb *C.uint8_t
+	if len(a) > 0 {
+		pa = (*C.uint8_t)(&a[0])
+	}
+	if len(b) > 0 {
+		pb = (*C.uint8_t)(&b[0])
+	}
+	var h C.exipc_handle_t
+	rc := int(C.go_send_copy(c.u(), pa, C.size_t(len(a)), pb, C.size_t(len(b)), &h))
+	return uint64(h), rc
+}
+
+// RecvView calls exipc_recv_view: one handle and its block as a slice of
+// shared memory, in one cgo call. With a timeout, it sleeps in C at once
+// when nothing is there (EXIPC_RECV_NOSPIN): the Go wait loop spins itself.
+func (c Chan) RecvView(timeoutNs int64) (uint64, []byte, int) {
+	var h C.exipc_handle_t
+	var off C.uint64_t
+	var n C.size_t
+	rc := int(C.go_recv_view(c.u(), &h, &off, &n, C.int64_t(timeoutNs)))
+	if rc < 0 {
+		return 0, nil, rc
+	}
+	return uint64(h), c.block(off, int(n)), rc
 }
 
 // SendBatch calls exipc_send_batch with hs.
@@ -344,7 +471,23 @@ func (c Chan) SendBatch(hs []uint64) int {
 	if len(hs) == 0 {
 		return einval
 	}
-	return int(C.exipc_send_batch(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs))))
+	return int(C.go_send_batch(c.u(), (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs))))
+}
+
+// RecvBatchView calls exipc_recv_batch_view: up to len(hs) handles (at
+// most BatchMax) into hs, and their blocks into bufs.
+func (c Chan) RecvBatchView(hs []uint64, bufs [][]byte, timeoutNs int64) int {
+	n := min(len(hs), len(bufs), BatchMax)
+	if n == 0 {
+		return einval
+	}
+	var offs [BatchMax]C.uint64_t
+	var lens [BatchMax]C.size_t
+	rc := int(C.go_recv_batch_view(c.u(), (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), &offs[0], &lens[0], C.size_t(n), C.int64_t(timeoutNs)))
+	for i := 0; i < rc; i++ {
+		bufs[i] = c.block(offs[i], int(lens[i]))
+	}
+	return rc
 }
 
 // RecvBatch calls exipc_recv_batch into hs.
@@ -352,7 +495,7 @@ func (c Chan) RecvBatch(hs []uint64, timeoutNs int64) int {
 	if len(hs) == 0 {
 		return einval
 	}
-	return int(C.exipc_recv_batch(c.p, (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs)), C.int64_t(timeoutNs)))
+	return int(C.go_recv_batch(c.u(), (*C.exipc_handle_t)(unsafe.Pointer(&hs[0])), C.size_t(len(hs)), C.int64_t(timeoutNs)))
 }
 
 // Arm calls exipc_chan_arm: 1 if the channel is ready now, 0 if armed (the

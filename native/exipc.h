@@ -455,6 +455,55 @@ EXIPC_API int exipc_stub_cancel(exipc_stub_client_t *c, uint64_t id);
 EXIPC_API int exipc_stub_call(exipc_stub_client_t *c, uint32_t op, const void *body, size_t len,
                               int64_t timeout_ns, struct exipc_stub_msg *reply);
 
+/* ---- fused calls: several of the calls above in one ----------------------
+ * Each does what the named sequence of calls does, with all of their checks;
+ * it exists for callers that pay per call (from Go, one cgo crossing each). */
+
+/* exipc_send_copy allocates a block of alen + blen bytes, copies a[0..alen)
+ * then b[0..blen) into it and sends it on c: exipc_alloc, two memcpy,
+ * exipc_send. Either piece may be empty (NULL with length 0). Returns 0 and,
+ * if out is not NULL, the handle sent in *out (it belongs to the receiver).
+ * Errors: as exipc_alloc (-EINVAL for a total of 0 or above max_block,
+ * -ENOMEM) and as exipc_send (-EAGAIN, -EPIPE, -EPROTO); on any error
+ * nothing was sent and nothing stays allocated. Thread-safety: as exipc_send
+ * (one sending thread per channel at a time). */
+EXIPC_API int exipc_send_copy(exipc_chan_t *c, const void *a, size_t alen, const void *b, size_t blen,
+                              exipc_handle_t *out);
+
+/* exipc_recv_view receives one handle like exipc_recv and returns with it
+ * the block's address in *p and its length in *len (as exipc_ptr). The block
+ * belongs to the caller, which frees it or sends it on. flags: 0, or
+ * EXIPC_RECV_NOSPIN: when the ring is empty, sleep at once instead of
+ * spinning first as the wait policy says (for a caller that has spun
+ * already). Errors: as exipc_recv; -EINVAL for an unknown flag; and -EBADMSG
+ * when the received block fails exipc_ptr's checks (it is freed, *h is 0).
+ * Thread-safety: as exipc_recv (one receiving thread per channel at a time). */
+#define EXIPC_RECV_NOSPIN 1u
+EXIPC_API int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, int64_t timeout_ns,
+                              unsigned flags);
+
+/* exipc_alloc_batch allocates up to n blocks of size bytes each, as
+ * exipc_alloc, into hs[0..k) with their addresses in ptrs[0..k), and returns
+ * k (1..n): fewer than n when the heap ran out part way. Errors when none:
+ * as exipc_alloc (-EINVAL, -ENOMEM, -EPROTO), and -EINVAL for n == 0.
+ * Thread-safe, lock-free. */
+EXIPC_API int exipc_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n);
+
+/* exipc_recv_batch_view receives like exipc_recv_batch and returns with each
+ * handle hs[i] its block's address ptrs[i] and length lens[i] (as exipc_ptr).
+ * A received block that fails exipc_ptr's checks is freed and left out.
+ * Returns how many (k >= 1); the blocks belong to the caller. Errors when
+ * none: as exipc_recv_batch, and -EBADMSG when every block received failed
+ * the checks. Thread-safety: as exipc_recv_batch. */
+EXIPC_API int exipc_recv_batch_view(exipc_chan_t *c, exipc_handle_t *hs, void **ptrs, size_t *lens, size_t max,
+                                    int64_t timeout_ns);
+
+/* exipc_free_batch frees hs[0..n) in order, as exipc_free each. Returns n,
+ * or the error of the first that is refused (-EBADMSG: those before it are
+ * freed, those after it untouched); -EINVAL for a NULL hs with n > 0.
+ * Thread-safe, lock-free. */
+EXIPC_API int exipc_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

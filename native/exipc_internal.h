@@ -448,6 +448,11 @@ void chan_free_if_done(exipc_domain_t *d, uint32_t i);
 void service_stop(exipc_domain_t *d, uint32_t i);
 void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 
+/* wait.c */
+/* exipc_recv that parks at once when the ring is empty, whatever the wait
+ * policy (for exipc_recv_view's EXIPC_RECV_NOSPIN). */
+int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns);
+
 /* watch.c */
 uint64_t watch_pidns(void);
 void watch_init(exipc_domain_t *d);

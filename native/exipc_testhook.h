@@ -2,7 +2,7 @@
  * exipc_testhook.h — test-only views of a domain's shared layout.
  *
  * Compiled only into test builds (-DEXIPC_TESTING; Go: the build tag
- * exipc_testing, native/cgo_testhook.go): the Go fuzz targets, the C fuzz
+ * exipc_testing, native/testhooks.go): the Go fuzz targets, the C fuzz
  * harnesses and the corruption torture use it to find the regions of a
  * domain's file that they scribble on, without hard-coding offsets. Not
  * installed; the product libraries have none of it.

@@ -204,8 +204,9 @@ static int64_t closed_or_ready(exipc_chan_t *c, bool check_liveness)
     return 0;
 }
 
-/* Waits until something is in the ring. Returns the count ready or an error. */
-static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
+/* Waits until something is in the ring. Returns the count ready or an error.
+ * nospin: park at once (the caller has spun already, or must not spin). */
+static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns, bool nospin)
 {
     int64_t avail = closed_or_ready(c, false);
     if (avail != 0)
@@ -220,7 +221,7 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
     /* With one CPU the producer cannot run while we spin: park at once. */
     int64_t spin = ncpus() > 1 ? SPIN_BEFORE_PARK_NS : 0;
-    if (c->d->wait_policy == EXIPC_WAIT_PARK)
+    if (c->d->wait_policy == EXIPC_WAIT_PARK || nospin)
         spin = 0;
     else if (c->d->wait_policy == EXIPC_WAIT_SPIN)
         spin = INT64_MAX / 2; /* until the deadline; the loop below still parks past it */
@@ -259,7 +260,7 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns)
     }
 }
 
-int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns)
+static int recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns, bool nospin)
 {
     if (c == NULL || hs == NULL || max == 0)
         return -EINVAL;
@@ -270,10 +271,21 @@ int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t ti
     if ((uint64_t)avail < max)
         avail = ring_refresh_tail(c);
     if (avail == 0)
-        avail = wait_ready(c, timeout_ns);
+        avail = wait_ready(c, timeout_ns, nospin);
     if (avail < 0)
         return (int)avail;
     return ring_take(c, hs, max, avail);
+}
+
+int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns)
+{
+    return recv_batch(c, hs, max, timeout_ns, false);
+}
+
+int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns)
+{
+    int rc = recv_batch(c, h, 1, timeout_ns, true);
+    return rc < 0 ? rc : 0;
 }
 
 int exipc_recv(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns)

@@ -2,9 +2,13 @@
 // pair of SPSC handle rings. It moves 64-bit heap handles (never data) with
 // one cgo call per Send, Recv or batch, and no heap allocation.
 //
+// Ends come from the binding layer (package bind: Accept and Connect); what
+// a program calls on one is here: Send, Recv and their batch and Try forms,
+// and Close.
+//
 // An End is safe for concurrent use: the C core allows one sending and one
 // receiving thread at a time per channel, so senders are serialised by one
-// mutex and receivers by another, and a Guard keeps the C channel alive
+// mutex and receivers by another, and a guard keeps the C channel alive
 // while any call uses it.
 package ring
 
@@ -12,9 +16,13 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/cpu"
 
+	"github.com/exipc/exipc/internal/guard"
+	"github.com/exipc/exipc/internal/link"
+	"github.com/exipc/exipc/internal/poll"
 	"github.com/exipc/exipc/native"
 )
 
@@ -30,11 +38,11 @@ type End struct {
 	_    cpu.CacheLinePad
 
 	c       native.Chan
-	service string     // for error messages
-	onClose func(*End) // called once after the C channel is closed; may be nil
+	service string            // for error messages
+	onClose func(link.EndCtl) // called once after the C channel is closed; may be nil
 	closing atomic.Bool
-	p       *Poller // the domain's poller: blocked receives park on it
-	w       *Waiter // this end's place in it
+	p       *poll.Poller // the domain's poller: blocked receives park on it
+	w       *poll.Waiter // this end's place in it
 }
 
 // recvSite is the End as Wait sees it: its receiving side.
@@ -48,14 +56,25 @@ func (s *recvSite) Closed() bool { return s.recv.g.Closed() }
 // at a time into C (the C core allows one sending and one receiving thread
 // per channel).
 type half struct {
-	g  native.Guard
+	g  guard.Guard
 	mu sync.Mutex
 }
 
-// New wraps an open C channel bound to SERVICE; p is its domain's poller.
+// ctl is the binding layer's view of an End (link.EndCtl).
+type ctl End
+
+func init() {
+	link.NewEnd = func(c native.Chan, service string, p *poll.Poller, onClose func(link.EndCtl)) (any, link.EndCtl) {
+		e := newEnd(c, service, p, onClose)
+		return e, (*ctl)(e)
+	}
+	link.CtlOf = func(e any) link.EndCtl { return (*ctl)(e.(*End)) }
+}
+
+// newEnd wraps an open C channel bound to SERVICE; p is its domain's poller.
 // onClose, if not nil, is called once when the end has been closed (the
 // binding layer untracks it).
-func New(c native.Chan, service string, p *Poller, onClose func(*End)) *End {
+func newEnd(c native.Chan, service string, p *poll.Poller, onClose func(link.EndCtl)) *End {
 	return &End{c: c, service: service, onClose: onClose, p: p, w: p.Register(c.ID())}
 }
 
@@ -81,6 +100,31 @@ func (e *End) Send(h uint64) error {
 		return native.ErrQueueFull
 	}
 	return native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
+}
+
+// SendCopy allocates a block holding head then body, copies them in and
+// sends it, in one call into C; it returns the handle sent (it belongs to
+// the receiver). On any error nothing was sent and nothing stays allocated;
+// a full ring gives the bare native.ErrQueueFull and an empty heap the bare
+// native.ErrHeapFull (no allocation: callers retry on them).
+func (e *End) SendCopy(head, body []byte) (uint64, error) {
+	if !e.send.g.Enter() {
+		return 0, native.WrapErr("send", e.service, native.ErrClosed)
+	}
+	e.send.mu.Lock()
+	h, rc := e.c.SendCopy(head, body)
+	e.send.mu.Unlock()
+	e.send.g.Leave()
+	if rc >= 0 {
+		return h, nil
+	}
+	switch {
+	case native.IsAgain(rc):
+		return 0, native.ErrQueueFull
+	case rc == -int(syscall.ENOMEM):
+		return 0, native.ErrHeapFull
+	}
+	return 0, native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
 }
 
 // SendBatch sends hs in order with one publication and returns how many
@@ -131,6 +175,44 @@ func (e *End) TryRecv() (uint64, error) {
 	return 0, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
 }
 
+// TryRecvView is TryRecv returning the block too, as a slice of shared
+// memory with the length asked for at alloc, in one call into C.
+func (e *End) TryRecvView() (uint64, []byte, error) {
+	if !e.recv.g.Enter() {
+		return 0, nil, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	e.recv.mu.Lock()
+	h, b, rc := e.c.RecvView(0)
+	e.recv.mu.Unlock()
+	e.recv.g.Leave()
+	if rc >= 0 {
+		return h, b, nil
+	}
+	if native.IsAgain(rc) {
+		return 0, nil, native.ErrEmpty
+	}
+	return 0, nil, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
+}
+
+// RecvView is Recv returning the block too (see TryRecvView): each try is
+// one call into C.
+func (e *End) RecvView(ctx context.Context) (uint64, []byte, error) {
+	if !e.recv.g.Enter() {
+		return 0, nil, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	var h uint64
+	var b []byte
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
+		var rc int
+		h, b, rc = e.c.RecvView(t)
+		return e.result(rc)
+	}, true)
+	return h, b, e.waitErr(ctx, err)
+}
+
 // Recv dequeues one handle, waiting until one arrives, the peer goes
 // (native.ErrPeerDead), ctx is done (ctx's error) or the end is closed
 // (native.ErrClosed). A waiting goroutine spins or parks as the domain's
@@ -143,11 +225,11 @@ func (e *End) Recv(ctx context.Context) (uint64, error) {
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
 	var h uint64
-	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
-		h, rc = e.c.Recv(0)
+		h, _, rc = e.c.RecvView(t)
 		return e.result(rc)
-	})
+	}, true)
 	return h, e.waitErr(ctx, err)
 }
 
@@ -164,23 +246,47 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
 	n := 0
-	err := e.p.Wait(ctx.Done(), e.w, (*recvSite)(e), func() (bool, error) {
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(int64) (bool, error) {
 		rc := e.c.RecvBatch(hs, 0)
 		if rc > 0 {
 			n = rc
 		}
 		return e.result(rc)
-	})
+	}, false)
+	return n, e.waitErr(ctx, err)
+}
+
+// RecvBatchView is RecvBatch returning each block too, as a slice of shared
+// memory, in bufs: up to min(len(hs), len(bufs), native.BatchMax) per call,
+// one call into C per try.
+func (e *End) RecvBatchView(ctx context.Context, hs []uint64, bufs [][]byte) (int, error) {
+	if !e.recv.g.Enter() {
+		return 0, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	if len(hs) == 0 || len(bufs) == 0 {
+		return 0, nil
+	}
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	n := 0
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(int64) (bool, error) {
+		rc := e.c.RecvBatchView(hs, bufs, 0)
+		if rc > 0 {
+			n = rc
+		}
+		return e.result(rc)
+	}, false)
 	return n, e.waitErr(ctx, err)
 }
 
 // Waiter is the end's place in its domain's poller.
-func (e *End) Waiter() *Waiter { return e.w }
+func (e *ctl) Waiter() *poll.Waiter { return e.w }
 
 // Arm asks for the poller's signal when the end has something to receive
 // (or its peer goes). It reports whether that is so already; a closed end
 // reports ready, so that the caller's next call returns ErrClosed.
-func (e *End) Arm() (bool, error) {
+func (e *ctl) Arm() (bool, error) {
 	if !e.recv.g.Enter() {
 		return true, nil
 	}
@@ -205,7 +311,7 @@ func (e *End) result(rc int) (bool, error) {
 	if rc >= 0 {
 		return true, nil
 	}
-	if native.IsAgain(rc) {
+	if native.IsAgain(rc) || rc == -int(syscall.ETIMEDOUT) { // nothing there (yet)
 		return false, nil
 	}
 	return true, native.Wrap("recv", e.service, rc, native.ErrEmpty, nil)
@@ -215,7 +321,7 @@ func (e *End) waitErr(ctx context.Context, err error) error {
 	switch err {
 	case nil:
 		return nil
-	case ErrDone:
+	case poll.ErrDone:
 		return native.CtxErr(ctx)
 	case native.ErrClosed:
 		return native.WrapErr("recv", e.service, native.ErrClosed)
@@ -225,12 +331,12 @@ func (e *End) waitErr(ctx context.Context, err error) error {
 
 // Close closes this end: the peer receives everything sent so far, then
 // native.ErrPeerDead; handles in flight towards this end are freed. It waits
-// for calls in flight (a blocked Recv returns within native.MaxSlice).
+// for calls in flight (a blocked Recv returns within guard.MaxSlice).
 // Closing an end whose peer died returns nil; closing it again returns
 // native.ErrClosed.
 func (e *End) Close() error {
 	var rc int
-	if !e.Shut(&rc) {
+	if !e.shut(&rc) {
 		return native.WrapErr("close", e.service, native.ErrClosed)
 	}
 	return native.Wrap("close", e.service, rc, nil, nil)
@@ -239,25 +345,30 @@ func (e *End) Close() error {
 // Mark marks the end closed without waiting: calls fail with
 // native.ErrClosed from now on, and a blocked Recv gives up at its next
 // slice. Shut must follow.
-func (e *End) Mark() {
+func (e *ctl) Mark() { (*End)(e).mark() }
+
+// Shut is shut, for the binding layer.
+func (e *ctl) Shut(rc *int) bool { return (*End)(e).shut(rc) }
+
+func (e *End) mark() {
 	e.send.g.Mark()
 	e.recv.g.Mark()
 	e.w.Wake() // a parked Recv sees the mark now
 }
 
-// Shut closes the end like Close, storing the C result in *rc if this call
+// shut closes the end like Close, storing the C result in *rc if this call
 // freed it, and reports whether this call was the first to close it. The
 // binding layer uses it to close the ends a domain still has open. Every
-// Shut returns only once the C channel is closed.
-func (e *End) Shut(rc *int) bool {
+// shut returns only once the C channel is closed.
+func (e *End) shut(rc *int) bool {
 	first := !e.closing.Swap(true)
-	e.Mark()
+	e.mark()
 	e.send.g.Shut(func() {}) // wait for sends in flight
 	e.recv.g.Shut(func() {
 		*rc = e.c.Close()
 		e.p.Unregister(e.w)
 		if e.onClose != nil {
-			e.onClose(e)
+			e.onClose((*ctl)(e))
 		}
 	})
 	return first

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exipc/exipc/internal/poll"
 	"github.com/exipc/exipc/native"
 )
 
@@ -33,8 +34,8 @@ func newPair(t *testing.T) (d native.Domain, client, server *End) {
 	if rc < 0 {
 		t.Fatalf("accept: %s", native.Strerror(rc))
 	}
-	p := NewPoller(d, native.WaitAdaptive)
-	client, server = New(c, "svc", p, nil), New(s, "svc", p, nil)
+	p := poll.NewPoller(d, native.WaitAdaptive)
+	client, server = newEnd(c, "svc", p, nil), newEnd(s, "svc", p, nil)
 	t.Cleanup(func() {
 		client.Close()
 		server.Close()

@@ -10,8 +10,11 @@ import (
 )
 
 // Client calls a server over one channel. It is safe for concurrent use:
-// calls from many goroutines are pipelined on the channel. One goroutine per
-// Client receives the replies.
+// calls from many goroutines are pipelined on the channel. There is no
+// receiving goroutine: one waiting caller at a time receives from the
+// channel, keeps its own reply and hands each other reply straight to the
+// caller waiting for it (at most one hand-off per reply; none with a single
+// caller).
 type Client struct {
 	d  *exipc.Domain
 	ch *exipc.Chan
@@ -21,8 +24,7 @@ type Client struct {
 	nextID  uint64
 	err     error // set once the channel is dead or closed: every call fails with it
 
-	stop context.CancelFunc
-	done chan struct{}
+	recv chan struct{} // holds the token a caller takes to receive
 }
 
 type result struct {
@@ -64,10 +66,9 @@ func Dial(ctx context.Context, d *exipc.Domain, service string) (*Client, error)
 // NewClient returns a client on channel ch of domain d; the client owns ch
 // from then on and closes it in Close.
 func NewClient(d *exipc.Domain, ch *exipc.Chan) *Client {
-	ctx, stop := context.WithCancel(context.Background())
-	c := &Client{d: d, ch: ch, pending: make(map[uint64]chan result), nextID: 1, stop: stop,
-		done: make(chan struct{})}
-	go c.readLoop(ctx)
+	c := &Client{d: d, ch: ch, pending: make(map[uint64]chan result), nextID: 1,
+		recv: make(chan struct{}, 1)}
+	c.recv <- struct{}{}
 	return c
 }
 
@@ -79,7 +80,7 @@ func NewClient(d *exipc.Domain, ch *exipc.Chan) *Client {
 // every later call fails); or ctx's error. Cancelling ctx abandons the call:
 // its reply, if it comes, is dropped.
 func (c *Client) Call(ctx context.Context, op uint32, body []byte) (*Reply, error) {
-	return c.CallFill(ctx, op, len(body), func(b []byte) { copy(b, body) })
+	return c.call(ctx, op, body)
 }
 
 // CallFill is Call with the request body built in place: fill gets the
@@ -114,23 +115,122 @@ func (c *Client) CallFill(ctx context.Context, op uint32, n int, fill func(body 
 	}
 	if err := c.ch.Send(h); err != nil {
 		c.d.Free(h) // refused: still ours
-		c.forget(id)
-		if errors.Is(err, exipc.ErrPeerDead) || errors.Is(err, exipc.ErrClosed) {
-			c.fail(err)
-		}
-		return nil, fmt.Errorf("stub: call op %d: %w", op, err)
+		return nil, c.sendFailed(id, op, err)
 	}
-	select {
-	case r := <-rc:
-		return r.r, r.err
-	case <-ctx.Done():
-		c.forget(id)
-		select { // the reply may have been filed just before
+	return c.wait(ctx, id, rc)
+}
+
+// call is Call with the body copied by C: one crossing for alloc, copy and
+// send.
+func (c *Client) call(ctx context.Context, op uint32, body []byte) (*Reply, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if uint64(len(body)) > 1<<32-1-HeaderSize {
+		return nil, fmt.Errorf("stub: call op %d: body of %d bytes: %w", op, len(body), exipc.ErrInvalid)
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	id := c.nextID
+	c.nextID++
+	rc := make(chan result, 1)
+	c.pending[id] = rc
+	c.mu.Unlock()
+
+	var hdr [HeaderSize]byte
+	Header{Kind: KindRequest, ID: id, Op: op, BodyLen: uint32(len(body))}.Put(hdr[:])
+	if _, err := c.ch.SendCopy(hdr[:], body); err != nil {
+		return nil, c.sendFailed(id, op, err)
+	}
+	return c.wait(ctx, id, rc)
+}
+
+// sendFailed ends a call whose request could not be sent.
+func (c *Client) sendFailed(id uint64, op uint32, err error) error {
+	c.forget(id)
+	if errors.Is(err, exipc.ErrPeerDead) || errors.Is(err, exipc.ErrClosed) {
+		c.fail(err)
+	}
+	return fmt.Errorf("stub: call op %d: %w", op, err)
+}
+
+// wait waits for the reply to id: filed into rc by the caller that receives
+// for the client, or received by this caller itself once it holds the
+// receiving token.
+func (c *Client) wait(ctx context.Context, id uint64, rc chan result) (*Reply, error) {
+	for {
+		select {
 		case r := <-rc:
-			r.r.Release()
+			return r.r, r.err
+		case <-c.recv:
+			if r, ok := c.receive(ctx, id, rc); ok {
+				return r.r, r.err
+			}
+			return c.abandon(ctx, id, rc)
+		case <-ctx.Done():
+			return c.abandon(ctx, id, rc)
+		}
+	}
+}
+
+// abandon stops waiting for id after ctx is done.
+func (c *Client) abandon(ctx context.Context, id uint64, rc chan result) (*Reply, error) {
+	c.forget(id)
+	select { // the reply may have been filed just before
+	case r := <-rc:
+		r.r.Release()
+	default:
+	}
+	return nil, ctx.Err()
+}
+
+// receive runs while this caller holds the receiving token: it receives
+// replies, files those of other calls, and returns its own (ok true), or
+// ok false when ctx is done. It hands the token back before it returns.
+func (c *Client) receive(ctx context.Context, id uint64, rc chan result) (result, bool) {
+	defer func() { c.recv <- struct{}{} }()
+	for {
+		select { // filed by the caller that held the token before us
+		case r := <-rc:
+			return r, true
 		default:
 		}
-		return nil, ctx.Err()
+		h, b, err := c.ch.RecvBytes(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return result{}, false
+			}
+			c.fail(fmt.Errorf("stub: %w", err))
+			return <-rc, true // fail filed an error for every pending call
+		}
+		hd, body, err := Parse(b)
+		if err != nil || hd.Kind == KindRequest {
+			c.d.Free(h)
+			continue
+		}
+		c.mu.Lock()
+		to, ok := c.pending[hd.ID]
+		delete(c.pending, hd.ID)
+		c.mu.Unlock()
+		if !ok { // abandoned, unknown or duplicate
+			c.d.Free(h)
+			continue
+		}
+		var r result
+		if hd.Kind == KindError {
+			r.err = &Error{Op: hd.Op, Status: hd.Status, Msg: string(body)}
+			c.d.Free(h)
+		} else {
+			r.r = &Reply{Op: hd.Op, ID: hd.ID, Body: body, d: c.d, h: h}
+		}
+		if hd.ID == id {
+			return r, true
+		}
+		to <- r
 	}
 }
 
@@ -156,14 +256,11 @@ func (c *Client) InFlight() int {
 	return len(c.pending)
 }
 
-// Close fails every call in flight with exipc.ErrClosed, closes the channel
-// (replies still on their way are freed) and waits for the receiving
-// goroutine to end.
+// Close fails every call in flight with exipc.ErrClosed and closes the
+// channel (replies still on their way are freed).
 func (c *Client) Close() error {
 	c.fail(fmt.Errorf("stub: %w", exipc.ErrClosed))
-	c.stop()
-	<-c.done
-	return c.ch.Close()
+	return c.ch.Close() // wakes a caller receiving: it returns the error filed for it
 }
 
 // fail sets the client's error (once) and fails every pending call with it.
@@ -177,41 +274,4 @@ func (c *Client) fail(err error) {
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
-}
-
-func (c *Client) readLoop(ctx context.Context) {
-	defer close(c.done)
-	for {
-		h, err := c.ch.Recv(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				c.fail(fmt.Errorf("stub: %w", err))
-			}
-			return
-		}
-		b, err := c.d.Bytes(h)
-		if err != nil {
-			continue // not a block of ours: nothing to free
-		}
-		hd, body, err := Parse(b)
-		if err != nil || hd.Kind == KindRequest {
-			c.d.Free(h)
-			continue
-		}
-		c.mu.Lock()
-		rc, ok := c.pending[hd.ID]
-		delete(c.pending, hd.ID)
-		c.mu.Unlock()
-		if !ok { // abandoned, unknown or duplicate
-			c.d.Free(h)
-			continue
-		}
-		if hd.Kind == KindError {
-			e := &Error{Op: hd.Op, Status: hd.Status, Msg: string(body)}
-			c.d.Free(h)
-			rc <- result{err: e}
-			continue
-		}
-		rc <- result{r: &Reply{Op: hd.Op, ID: hd.ID, Body: body, d: c.d, h: h}}
-	}
 }

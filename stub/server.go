@@ -82,7 +82,7 @@ func (w *Writer) release() {
 type Server struct {
 	d        *exipc.Domain
 	mu       sync.RWMutex
-	handlers map[uint32]Handler
+	handlers map[uint32]*handler
 	conns    atomic.Uint64
 
 	// MaxInFlight bounds the requests of one channel handled at once
@@ -94,16 +94,42 @@ type Server struct {
 	OnClose func(conn uint64)
 }
 
+// handler is a registered Handler and what the server has learnt of it.
+type handler struct {
+	fn  Handler
+	avg atomic.Int64 // running mean of its run time, ns (weight 1/8 per run)
+}
+
+// inlineFor is how long a handler may run, on average, on the goroutine
+// that receives from the channel. A handler whose recent runs took longer
+// runs in a goroutine of its own, so that it does not hold up the requests
+// behind it; once its runs are short again it comes back. (A mean, not the
+// last run: one run that the scheduler happened to preempt does not move a
+// short handler off the fast path.)
+const inlineFor = 50 * time.Microsecond
+
+func (h *handler) inline() bool { return h.avg.Load() <= int64(inlineFor) }
+
+func (h *handler) ran(d time.Duration) {
+	old := h.avg.Load()
+	h.avg.Store(old + (int64(d)-old)/8) // racy updates only blur the mean
+}
+
 // NewServer returns a server on domain d with no handlers.
 func NewServer(d *exipc.Domain) *Server {
-	return &Server{d: d, handlers: make(map[uint32]Handler)}
+	return &Server{d: d, handlers: make(map[uint32]*handler)}
 }
 
 // Handle registers h for op, replacing any earlier handler. Requests for an
 // op with no handler get an error reply with StatusNoHandler.
+//
+// A handler runs on the goroutine that received its request (no hand-off to
+// another goroutine) while its recent runs took less than about 50 µs on
+// average; otherwise each request for op runs in a goroutine of its own, up
+// to MaxInFlight at once per channel.
 func (s *Server) Handle(op uint32, h Handler) {
 	s.mu.Lock()
-	s.handlers[op] = h
+	s.handlers[op] = &handler{fn: h}
 	s.mu.Unlock()
 }
 
@@ -154,7 +180,7 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		h, err := ch.Recv(ctx)
+		h, b, err := ch.RecvBytes(ctx)
 		if err != nil {
 			<-sem
 			if errors.Is(err, exipc.ErrPeerDead) {
@@ -162,32 +188,39 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 			}
 			return err
 		}
+		hd, body, err := Parse(b)
+		if err != nil || hd.Kind != KindRequest {
+			s.d.Free(h) // garbage, or not a request: no id to answer
+			<-sem
+			continue
+		}
+		s.mu.RLock()
+		fn := s.handlers[hd.Op]
+		s.mu.RUnlock()
+		if fn == nil || fn.inline() {
+			s.handle(ctx, ch, conn, h, hd, body, fn)
+			<-sem
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s.handle(ctx, ch, conn, h)
+			s.handle(ctx, ch, conn, h, hd, body, fn)
 		}()
 	}
 }
 
-func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exipc.Handle) {
-	b, err := s.d.Bytes(h)
-	if err != nil {
-		return
-	}
-	hd, body, err := Parse(b)
-	if err != nil || hd.Kind != KindRequest {
-		s.d.Free(h) // garbage, or not a request: no id to answer
-		return
-	}
-	s.mu.RLock()
-	fn := s.handlers[hd.Op]
-	s.mu.RUnlock()
+// handle runs the handler of request h (parsed: hd, body) and sends the
+// reply.
+func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exipc.Handle, hd Header, body []byte, fn *handler) {
+	var err error
 	w := &Writer{d: s.d}
 	if fn == nil {
 		err = &Error{Status: StatusNoHandler, Msg: "no handler for this op"}
 	} else {
-		err = fn(ctx, &Request{Op: hd.Op, ID: hd.ID, Conn: conn, Body: body}, w)
+		start := time.Now()
+		err = fn.fn(ctx, &Request{Op: hd.Op, ID: hd.ID, Conn: conn, Body: body}, w)
+		fn.ran(time.Since(start))
 	}
 	s.d.Free(h)
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,4 +273,49 @@ func waitBlocks(t *testing.T, d *exipc.Domain, want uint64) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A client has no goroutine of its own: the callers receive their replies.
+// Idle, it leaves the goroutine count where it was; with many callers every
+// reply still reaches its own caller (runCalls checks each body).
+func TestClientNoGoroutine(t *testing.T) {
+	d, _ := openDomain(t, &exipc.Options{Size: 8 << 20, RingCapacity: 64})
+	l, err := d.Listen("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- testServer(d).Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		<-served
+		l.Close()
+	}()
+	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer ccancel()
+	settle := func() int {
+		n := runtime.NumGoroutine()
+		for i := 0; i < 50; i++ { // the server's goroutine for the channel may still be starting
+			time.Sleep(2 * time.Millisecond)
+			n = runtime.NumGoroutine()
+		}
+		return n
+	}
+	c0, err := stub.Dial(cctx, d, "svc") // the server side of a first channel settles in
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c0.Close()
+	before := settle()
+	c, err := stub.Dial(cctx, d, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server adds one goroutine for the new channel; the client none.
+	if after := settle(); after > before+1 {
+		t.Errorf("Dial: %d goroutines, %d before: the client started %d of its own", after, before, after-before-1)
+	}
+	runCalls(t, c, 16, 100)
 }

@@ -1,6 +1,11 @@
-package ring
+// Package poll is the Go side of waiting: one poller per domain sleeps on
+// the process's doorbell and wakes exactly the goroutines whose channel or
+// listener rang, and Wait is the one loop that applies the wait policy
+// (spin, then park) for every blocking call of the Go layers.
+package poll
 
 import (
+	"context"
 	"math/bits"
 	"runtime"
 	"sync"
@@ -8,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/exipc/exipc/internal/guard"
 	"github.com/exipc/exipc/native"
 )
 
@@ -19,9 +25,28 @@ import (
 // happens.
 const ReapEvery = 50 * time.Millisecond
 
-// spinFor is how long WaitAdaptive spins before it parks: about two futex
-// wake-up round trips here.
-const spinFor = 20 * time.Microsecond
+// spinFor is how long WaitAdaptive spins before it parks: the C core's own
+// budget (SPIN_BEFORE_PARK_NS), so that Go and C waiters behave alike.
+const spinFor = native.SpinBeforePark
+
+// spinners counts the goroutines of this process that spin in Wait under
+// WaitAdaptive; at most maxSpinners do at once (the Ps left over when one
+// runs the peer's work), so that a hundred waiting goroutines do not take
+// every CPU from the process that would answer them. The others park at
+// once and are woken by the poller.
+var (
+	spinners    atomic.Int32
+	maxSpinners = int32(max(runtime.GOMAXPROCS(0)-1, 0))
+)
+
+// spinSlot takes a spinning slot; false if all are taken.
+func spinSlot() bool {
+	if spinners.Add(1) <= maxSpinners {
+		return true
+	}
+	spinners.Add(-1)
+	return false
+}
 
 // Poller is a domain's one waiting thread. Goroutines that must wait in
 // Recv, RecvBatch or Accept arm their channel or listener in C and park on
@@ -200,17 +225,37 @@ type Site interface {
 }
 
 // Wait blocks the calling goroutine until try reports done (a result, or an
-// error other than "nothing there"), done is closed (it returns ErrDone), or
+// error other than "nothing there"), ctx is done (it returns ErrDone), or
 // the site is closed (native.ErrClosed). The domain's policy decides whether
-// to spin first (WaitAdaptive: about 20 µs), spin only (WaitSpin) or park at
-// once (WaitPark). It does not allocate.
-func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bool, error)) error {
+// to spin first (WaitAdaptive: the C core's budget, about 20 µs, if fewer
+// than GOMAXPROCS-1 goroutines of the process spin already), spin only
+// (WaitSpin) or wait at once (WaitPark).
+//
+// try(0) must not block. When direct is true, try(t) with t > 0 may sleep
+// in C for up to t nanoseconds (parked on the ring's own futex, without
+// spinning): then, while fewer than maxDirect goroutines do so, a waiting
+// goroutine sleeps there, so that the producer's wake-up reaches its thread
+// directly, one hop, instead of the poller's thread and then the goroutine.
+// It does so for one slice only (guard.MaxSlice): a waiter that slept a
+// whole slice without anything arriving is idle, and parks on the poller,
+// where it costs nothing until something happens (a direct sleeper would
+// wake every slice to look at ctx). Otherwise it parks on the poller at
+// once. It does not allocate.
+func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeoutNs int64) (bool, error), direct bool) error {
+	done := ctx.Done()
 	var spinUntil time.Time
+	spinning := false // holds a spinning slot (WaitAdaptive)
+	sleptIn := false  // one direct slice ran out: park from now on
+	defer func() {
+		if spinning {
+			spinners.Add(-1)
+		}
+	}()
 	for spins := 0; ; spins++ {
 		if site.Closed() {
 			return native.ErrClosed
 		}
-		if ok, err := try(); ok {
+		if ok, err := try(0); ok {
 			return err
 		}
 		select {
@@ -225,15 +270,33 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 			}
 			continue
 		case native.WaitAdaptive:
-			if runtime.NumCPU() > 1 {
-				if spins == 0 {
-					spinUntil = time.Now().Add(spinFor)
-					continue
-				}
-				if spins&15 != 0 || time.Now().Before(spinUntil) {
-					continue
-				}
+			if spins == 0 && spinSlot() {
+				spinning = true
+				spinUntil = time.Now().Add(spinFor)
+				continue
 			}
+			if spinning && (spins&15 != 0 || time.Now().Before(spinUntil)) {
+				continue
+			}
+		}
+		if spinning {
+			spinners.Add(-1)
+			spinning = false
+		}
+		if direct && !sleptIn && directSlot() {
+			ok, err := p.sleepIn(ctx, try)
+			directs.Add(-1)
+			sleptIn = !ok
+			if ok && err != nil && site.Closed() {
+				// Closed while we slept (the peer end too, perhaps, as a
+				// domain Close does): the close, not its side effect.
+				return native.ErrClosed
+			}
+			if ok {
+				return err
+			}
+			spins = -1
+			continue
 		}
 		// Park: arm (store + re-check in C, the Dekker pair with the
 		// producer), then sleep on the Go channel the poller signals.
@@ -252,8 +315,36 @@ func (p *Poller) Wait(done <-chan struct{}, w *Waiter, site Site, try func() (bo
 		case <-done:
 			return ErrDone
 		}
-		spins = -1 // after a wake-up, spin again before parking
+		spins = -1 // after a wake-up, spin again (if a slot is free) before parking
 	}
+}
+
+// sleepIn is one slice of a direct wait: try with the time left to ctx's
+// deadline, at most guard.MaxSlice (a cancelled ctx or a Close is seen at
+// the next slice). try reports a slice that ran out as nothing there.
+func (p *Poller) sleepIn(ctx context.Context, try func(int64) (bool, error)) (bool, error) {
+	t, err := guard.Slice(ctx)
+	if err != nil {
+		return false, nil // the loop sees ctx done
+	}
+	return try(t)
+}
+
+// directs counts the goroutines sleeping in C in a direct wait. Each holds
+// an OS thread while it sleeps and is woken by a futex call of the producer,
+// so at most maxDirect (one per P) do: with many waiters, the poller's one
+// doorbell serves the rest, and a burst of wake-ups costs one thread wake.
+var (
+	directs   atomic.Int32
+	maxDirect = int32(runtime.GOMAXPROCS(0))
+)
+
+func directSlot() bool {
+	if directs.Add(1) <= maxDirect {
+		return true
+	}
+	directs.Add(-1)
+	return false
 }
 
 // ErrDone: a Wait ended because its done channel closed; the caller

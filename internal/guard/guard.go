@@ -1,10 +1,15 @@
-package native
+// Package guard keeps a C object of the core alive while Go calls use it,
+// and slices context-driven waits so that a Close or a cancelled context is
+// noticed promptly. The ring, heap and bind layers share it.
+package guard
 
 import (
 	"context"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/exipc/exipc/native"
 )
 
 // Guard keeps a C object alive while Go calls use it. Every operation runs
@@ -77,7 +82,7 @@ func Slice(ctx context.Context) (int64, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		left := time.Until(dl)
 		if left <= 0 {
-			return 0, CtxErr(ctx)
+			return 0, native.CtxErr(ctx)
 		}
 		if left < MaxSlice {
 			return int64(left), nil

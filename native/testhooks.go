@@ -1,22 +1,19 @@
 //go:build exipc_testing
 
-// Test hooks, built only with the build tag exipc_testing (which also compiles
-// the C core with EXIPC_TESTING): the fuzz targets and corruption tests use
-// them to find the regions of a domain's file they scribble on
-// (exipc_testhook.h). The product has none of this.
+// Test hooks of the bridge: built only with the exipc_testing build tag
+// (go test -tags exipc_testing), so the product has none of them. The fuzz
+// targets and corruption tests use them to find the regions of a domain's
+// file they scribble on (exipc_testhook.h).
 
 package native
 
 /*
-#include "exipc.h"
+#cgo CFLAGS: -DEXIPC_TESTING
 #include "exipc_testhook.h"
 */
 import "C"
 
 import "unsafe"
-
-// Not part of the API: the fuzz targets and corruption tests use them to find
-// the regions of a domain's file they scribble on (exipc_testhook.h).
 
 // Layout is struct exipc__layout: where each region of a domain's segment
 // lies, in bytes from its start, and the sizes of its table entries.
