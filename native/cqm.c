@@ -636,6 +636,19 @@ int cqm_register(exipc_domain_t *d)
     return rc;
 }
 
+int cqm_reap_unregistered(exipc_domain_t *d)
+{
+    int rc = cqm_lock(d);
+    if (rc != 0)
+        return rc;
+    int n = 0;
+    for (uint32_t i = 0; i < d->L.max_procs; i++)
+        if (reap_candidate(d, i) && reap_one(d, i, true, NULL) == REAP_CLEANED)
+            n++;
+    cqm_unlock(d);
+    return n;
+}
+
 bool chan_peer_gone(exipc_chan_t *c)
 {
     exipc_domain_t *d = c->d;

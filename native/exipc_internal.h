@@ -198,6 +198,12 @@ struct chan {
  */
 struct ring {
     alignas(EXIPC_CACHELINE) uint64_t tail;
+    /* On the producer's own line, written by the producer only (plain
+     * relaxed stores of its own count, never on the fast path), read by
+     * inspectors: sends refused because the ring was full (-EAGAIN), and
+     * wake-ups issued (futex or doorbell) for a parked consumer. */
+    uint64_t full_refusals;
+    uint64_t wakeups;
     alignas(EXIPC_CACHELINE) uint64_t head;
     alignas(EXIPC_CACHELINE) uint32_t sleeping;
     alignas(EXIPC_CACHELINE) uint64_t slots[];
@@ -335,6 +341,7 @@ uint64_t exipc_fork_generation(void);
 
 /* segment.c */
 int layout_compute(const struct exipc_options *o, struct layout *L);
+int layout_from_params(const struct seg_params *p, struct layout *L);
 
 /* heap.c */
 void heap_init(exipc_domain_t *d);
@@ -343,6 +350,8 @@ int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
 uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id);
 uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg);
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
+void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees);
+void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots);
 
 /* ring.c */
 void ring_reset(exipc_domain_t *d, uint32_t chan);
@@ -383,6 +392,9 @@ int cqm_reap_slot(exipc_domain_t *d, uint32_t slot, struct reap_tally *t);
  * active in other threads or processes are done. Returns how many this call
  * cleaned, or a negative errno if it cleaned none and a lock failed. */
 int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t);
+/* Reaps every dead slot for a caller that has no slot, holding the lock
+ * throughout. Returns how many it cleaned, or -ETIMEDOUT (lock). */
+int cqm_reap_unregistered(exipc_domain_t *d);
 
 /* Test hook, not exported: when set, called at the named kill points of the
  * queue manager and the reaper ("lock", "reap.claimed", ...; see cqm.c), so a
