@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -299,6 +300,7 @@ static void test_scribbled(void)
     CHECK(pipe(pfd) == 0);
     pid_t member = fork();
     if (member == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a crashed inspector leaves nothing running */
         exipc_domain_t *d;
         exipc_listener_t *l;
         exipc_chan_t *cc, *sc;
@@ -336,6 +338,7 @@ static void test_scribbled(void)
 
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (;;) {
             uint64_t v = rnd();
             size_t off = sizeof hdr + (size_t)(v % (tables - sizeof hdr - 8)) / 8 * 8;
