@@ -434,3 +434,30 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
+
+# ---- the exipc command (cmd/exipc): built by `make`, installed in PREFIX/bin ------
+# Its tests (real C and Go hosts, a killed host, scribbled and garbage files,
+# another user's domain, `top` under tmux) are Go tests of the module, run by
+# test-go and test-race; test-cli adds the metrics check with Prometheus's
+# parsers (cmd/exipc/metricstest, a module of its own) against build/exipc.
+CLI := $(BUILD)/exipc
+.PHONY: cli install-cli uninstall-cli test-cli
+lib: $(CLI)
+cli: $(CLI)
+
+$(CLI): FORCE
+	@mkdir -p $(@D)
+	$(GO) build -buildvcs=false -o $@ ./cmd/exipc
+
+install: install-cli
+install-cli: $(CLI)
+	install -d $(INSTDIR)/bin
+	install -m 755 $(CLI) $(INSTDIR)/bin/exipc
+
+uninstall: uninstall-cli
+uninstall-cli:
+	rm -f $(INSTDIR)/bin/exipc
+
+TEST_STEPS += test-cli
+test-cli: $(CLI)
+	@set -ex; cd cmd/exipc/metricstest && EXIPC_CLI=$(abspath $(CLI)) $(GO) test -mod=mod -count=1 $(GO_TEST_FLAGS) .
