@@ -15,7 +15,7 @@ import (
 // top redraws stat in place every interval, with rates since the previous
 // frame, until q (or Ctrl-C). On a terminal it switches to the alternate
 // screen and reads keys unbuffered, restoring both on the way out; without
-// one it still redraws and quits on a line starting with q.
+// one it still redraws, and quits when q arrives on stdin.
 func cmdTop(args []string, stdin io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("top", flag.ContinueOnError)
 	interval := fs.Duration("interval", time.Second, "time between refreshes")
