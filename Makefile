@@ -442,3 +442,30 @@ clean: ## remove build/
 	rm -rf $(BUILD)
 
 FORCE:
+
+# ---- the exipc command (cmd/exipc): built by `make`, installed in PREFIX/bin ------
+# Its tests (real C and Go hosts, a killed host, scribbled and garbage files,
+# another user's domain, `top` under tmux) are Go tests of the module, run by
+# test-go and test-race; test-cli adds the metrics check with Prometheus's
+# parsers (cmd/exipc/metricstest, a module of its own) against build/exipc.
+CLI := $(BUILD)/exipc
+.PHONY: cli install-cli uninstall-cli test-cli
+lib: $(CLI)
+cli: $(CLI) ## build/exipc, the operator's command line (also part of make)
+
+$(CLI): FORCE
+	@mkdir -p $(@D)
+	$(GO) build -buildvcs=false -o $@ ./cmd/exipc
+
+install: install-cli
+install-cli: $(CLI) ## install build/exipc into PREFIX/bin (part of install)
+	install -d $(INSTDIR)/bin
+	install -m 755 $(CLI) $(INSTDIR)/bin/exipc
+
+uninstall: uninstall-cli
+uninstall-cli: ## remove PREFIX/bin/exipc
+	rm -f $(INSTDIR)/bin/exipc
+
+TEST_STEPS += test-cli
+test-cli: $(CLI) ## exipc metrics read by Prometheus's parsers (cmd/exipc/metricstest)
+	@set -ex; cd cmd/exipc/metricstest && EXIPC_CLI=$(abspath $(CLI)) $(GO) test -mod=mod -count=1 $(GO_TEST_FLAGS) .

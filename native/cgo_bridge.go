@@ -535,3 +535,199 @@ func (d Domain) WaitSlice() int64 { return int64(C.exipc_go_wait_slice(d.p)) }
 
 // Wake calls exipc_wake: a WaitReady in progress returns early.
 func (d Domain) Wake() int { return int(C.exipc_wake(d.p)) }
+
+// ---- inspection (read-only, no process slot) --------------------------------
+
+// Inspector is an open exipc_inspector_t. The zero value is no inspector.
+type Inspector struct{ p *C.exipc_inspector_t }
+
+// InspectInfo mirrors struct exipc_inspect_info.
+type InspectInfo struct {
+	TotalSize, ArenaSize                       uint64
+	MaxProcs, MaxChans, RingCapacity, MaxBlock uint32
+	CreatorUID, LayoutVersion                  uint32
+	ReapedProcs, ReapTakeovers, ReapStragglers uint64
+	LockRepairs, Allocs, Frees                 uint64
+}
+
+// ProcInfo mirrors struct exipc_proc_info. State is one of ProcAlive,
+// ProcDead, ProcReaping.
+type ProcInfo struct {
+	Slot, State, Gen                    uint32
+	Pid                                 int32
+	Chans, Services                     uint32
+	BlocksOwned, BlocksCached, Doorbell uint64
+}
+
+// Process slot states of ProcInfo.State (EXIPC_PROC_*).
+const (
+	ProcAlive   = uint32(C.EXIPC_PROC_ALIVE)
+	ProcDead    = uint32(C.EXIPC_PROC_DEAD)
+	ProcReaping = uint32(C.EXIPC_PROC_REAPING)
+)
+
+// ServiceInfo mirrors struct exipc_service_info.
+type ServiceInfo struct {
+	Index, OwnerSlot uint32
+	OwnerPid         int32
+	Pending          uint32
+	Name             string
+}
+
+// ChanEndInfo mirrors struct exipc_chan_end_info.
+type ChanEndInfo struct {
+	Slot                                  uint32
+	Pid                                   int32
+	Closed, Alive                         bool
+	Sent, Received, FullRefusals, Wakeups uint64
+}
+
+// ChanInfo mirrors struct exipc_chan_info. Queued[0] is client -> server,
+// Queued[1] server -> client; End[0] the client, End[1] the server.
+type ChanInfo struct {
+	Index, State, ServiceIndex, RingCapacity uint32
+	Service                                  string
+	Queued                                   [2]uint64
+	End                                      [2]ChanEndInfo
+}
+
+// Channel states of ChanInfo.State (EXIPC_CHAN_*).
+const (
+	ChanPending = uint32(C.EXIPC_CHAN_PENDING)
+	ChanBound   = uint32(C.EXIPC_CHAN_BOUND)
+)
+
+// ClassStat mirrors struct exipc_class_stat.
+type ClassStat struct{ Size, BlocksUsed, BlocksFree, Slabs uint64 }
+
+// HeapStat mirrors struct exipc_heap_stat, with Classes cut to nclasses.
+type HeapStat struct {
+	PageSize, PagesTotal, PagesFree, LargestFreeRun, LargestBlock uint64
+	Classes                                                       []ClassStat
+}
+
+// InspectOpen calls exipc_inspect_open.
+func InspectOpen(name string) (Inspector, int) {
+	cname, ok := cstring(name)
+	if !ok {
+		return Inspector{}, einval
+	}
+	defer C.free(unsafe.Pointer(cname))
+	var p *C.exipc_inspector_t
+	rc := int(C.exipc_inspect_open(cname, &p))
+	if rc < 0 {
+		return Inspector{}, rc
+	}
+	return Inspector{p}, 0
+}
+
+// InspectReap calls exipc_inspect_reap: reap NAME's dead processes without
+// registering. Returns how many it cleaned.
+func InspectReap(name string) int {
+	cname, ok := cstring(name)
+	if !ok {
+		return einval
+	}
+	defer C.free(unsafe.Pointer(cname))
+	return int(C.exipc_inspect_reap(cname))
+}
+
+// Close calls exipc_inspect_close.
+func (in Inspector) Close() int { return int(C.exipc_inspect_close(in.p)) }
+
+// Info calls exipc_inspect_info.
+func (in Inspector) Info() (InspectInfo, int) {
+	var c C.struct_exipc_inspect_info
+	if rc := int(C.exipc_inspect_info(in.p, &c)); rc < 0 {
+		return InspectInfo{}, rc
+	}
+	return InspectInfo{
+		uint64(c.total_size), uint64(c.arena_size),
+		uint32(c.max_procs), uint32(c.max_chans), uint32(c.ring_capacity), uint32(c.max_block),
+		uint32(c.creator_uid), uint32(c.layout_version),
+		uint64(c.reaped_procs), uint64(c.reap_takeovers), uint64(c.reap_stragglers),
+		uint64(c.lock_repairs), uint64(c.allocs), uint64(c.frees),
+	}, 0
+}
+
+// Stat calls exipc_inspect_stat.
+func (in Inspector) Stat() (Stat, int) {
+	var s C.struct_exipc_stat
+	if rc := int(C.exipc_inspect_stat(in.p, &s)); rc < 0 {
+		return Stat{}, rc
+	}
+	return Stat{uint32(s.procs_alive), uint32(s.chans_bound), uint32(s.services),
+		uint64(s.heap_bytes_total), uint64(s.heap_bytes_used), uint64(s.heap_blocks_used),
+		uint64(s.reaped_procs)}, 0
+}
+
+// Procs calls exipc_inspect_procs with room for every slot.
+func (in Inspector) Procs(maxProcs uint32) ([]ProcInfo, int) {
+	buf := make([]C.struct_exipc_proc_info, maxProcs+1)
+	rc := int(C.exipc_inspect_procs(in.p, &buf[0], C.size_t(len(buf))))
+	if rc < 0 {
+		return nil, rc
+	}
+	out := make([]ProcInfo, 0, rc)
+	for _, p := range buf[:min(rc, len(buf))] {
+		out = append(out, ProcInfo{uint32(p.slot), uint32(p.state), uint32(p.gen), int32(p.pid),
+			uint32(p.chans), uint32(p.services), uint64(p.blocks_owned), uint64(p.blocks_cached),
+			uint64(p.doorbell)})
+	}
+	return out, 0
+}
+
+// Services calls exipc_inspect_services with room for every entry.
+func (in Inspector) Services(maxChans uint32) ([]ServiceInfo, int) {
+	buf := make([]C.struct_exipc_service_info, maxChans+1)
+	rc := int(C.exipc_inspect_services(in.p, &buf[0], C.size_t(len(buf))))
+	if rc < 0 {
+		return nil, rc
+	}
+	out := make([]ServiceInfo, 0, rc)
+	for i := range buf[:min(rc, len(buf))] {
+		s := &buf[i]
+		out = append(out, ServiceInfo{uint32(s.index), uint32(s.owner_slot), int32(s.owner_pid),
+			uint32(s.pending), C.GoString(&s.name[0])})
+	}
+	return out, 0
+}
+
+// Chans calls exipc_inspect_chans with room for every entry.
+func (in Inspector) Chans(maxChans uint32) ([]ChanInfo, int) {
+	buf := make([]C.struct_exipc_chan_info, maxChans+1)
+	rc := int(C.exipc_inspect_chans(in.p, &buf[0], C.size_t(len(buf))))
+	if rc < 0 {
+		return nil, rc
+	}
+	out := make([]ChanInfo, 0, rc)
+	for i := range buf[:min(rc, len(buf))] {
+		c := &buf[i]
+		ci := ChanInfo{Index: uint32(c.index), State: uint32(c.state), ServiceIndex: uint32(c.service_index),
+			RingCapacity: uint32(c.ring_capacity), Service: C.GoString(&c.service[0]),
+			Queued: [2]uint64{uint64(c.queued[0]), uint64(c.queued[1])}}
+		for s := 0; s < 2; s++ {
+			e := &c.end[s]
+			ci.End[s] = ChanEndInfo{uint32(e.slot), int32(e.pid), e.closed != 0, e.alive != 0,
+				uint64(e.sent), uint64(e.received), uint64(e.full_refusals), uint64(e.wakeups)}
+		}
+		out = append(out, ci)
+	}
+	return out, 0
+}
+
+// Heap calls exipc_inspect_heap.
+func (in Inspector) Heap() (HeapStat, int) {
+	var h C.struct_exipc_heap_stat
+	if rc := int(C.exipc_inspect_heap(in.p, &h)); rc < 0 {
+		return HeapStat{}, rc
+	}
+	hs := HeapStat{uint64(h.page_size), uint64(h.pages_total), uint64(h.pages_free),
+		uint64(h.largest_free_run), uint64(h.largest_block), nil}
+	n := min(int(h.nclasses), len(h.cls))
+	for i := 0; i < n; i++ {
+		c := h.cls[i]
+		hs.Classes = append(hs.Classes, ClassStat{uint64(c.size), uint64(c.blocks_used), uint64(c.blocks_free), uint64(c.slabs)})
+	}
+	return hs, 0
+}

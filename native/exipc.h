@@ -283,6 +283,148 @@ EXIPC_API int exipc_stat(exipc_domain_t *d, struct exipc_stat *st);
  * table. Never returns NULL. Thread-safe. */
 EXIPC_API const char *exipc_strerror(int err);
 
+/* ---- heap figures --------------------------------------------------------- */
+
+/* Size classes a domain can have (64 B .. 64 MiB, doubling). */
+#define EXIPC_MAX_CLASSES 21
+
+/* One size class of the heap: block size in bytes, blocks owned or in
+ * flight, blocks free (on the shared free list or in a process's local
+ * cache), and slabs carved for the class. */
+struct exipc_class_stat {
+    uint64_t size, blocks_used, blocks_free, slabs;
+};
+
+/* The heap: page (slab) size and counts, the largest run of free pages, the
+ * largest block an allocation could get now (bytes), and classes
+ * cls[0..nclasses). */
+struct exipc_heap_stat {
+    uint64_t page_size, pages_total, pages_free, largest_free_run, largest_block;
+    uint32_t nclasses, _pad;
+    struct exipc_class_stat cls[EXIPC_MAX_CLASSES];
+};
+
+/* exipc_heap_stat fills *st from d's heap, reading only (it writes nothing
+ * shared, so it also serves a read-only inspector's domain). Figures read
+ * while others allocate are a snapshot that may be off by the blocks moving
+ * at that instant. Returns 0. Errors: -EINVAL (NULL), -EBADF (forked
+ * child). Thread-safe, lock-free. */
+EXIPC_API int exipc_heap_stat(exipc_domain_t *d, struct exipc_heap_stat *st);
+
+/* ---- inspection: read-only, without registering ---------------------------- */
+
+/* An inspector looks at a domain without taking part in it: it opens the
+ * file read-only and maps it PROT_READ, never creates a file, never takes a
+ * process slot, never takes the queue manager's lock. Tables are read
+ * optimistically (they may change while being read); every value is checked
+ * before use and every loop is bounded by the inspector's own copy of the
+ * layout, so a scribbled domain yields -EPROTO or odd figures, never a
+ * crash or a hang. Each call reads the domain anew. */
+typedef struct exipc_inspector exipc_inspector_t;
+
+/* The domain's shape and its cumulative counters. */
+struct exipc_inspect_info {
+    uint64_t total_size;      /* bytes of the segment */
+    uint64_t arena_size;      /* bytes of heap arena */
+    uint32_t max_procs, max_chans, ring_capacity, max_block;
+    uint32_t creator_uid;     /* as recorded in the header */
+    uint32_t layout_version;
+    uint64_t reaped_procs;    /* dead processes cleaned (cumulative) */
+    uint64_t reap_takeovers;  /* claims taken over from a dead reaper */
+    uint64_t reap_stragglers; /* blocks reapers found in flight in no ring */
+    uint64_t lock_repairs;    /* times a locker found the lock's holder dead */
+    uint64_t allocs;          /* blocks allocated so far (derived from block generations) */
+    uint64_t frees;           /* blocks freed so far (the same) */
+};
+
+/* Process slot states, as exipc_proc_info.state. */
+#define EXIPC_PROC_FREE 0u
+#define EXIPC_PROC_ALIVE 1u    /* registered and its liveness lock is held */
+#define EXIPC_PROC_DEAD 2u     /* registered, but its process is gone: to reap */
+#define EXIPC_PROC_REAPING 3u  /* being cleaned by a reaper */
+
+/* One process slot that is not free. */
+struct exipc_proc_info {
+    uint32_t slot, state, gen;
+    int32_t pid;           /* as the process recorded it (its pid namespace) */
+    uint32_t chans;        /* channel ends it holds open */
+    uint32_t services;     /* services it listens on */
+    uint64_t blocks_owned; /* heap blocks it owns */
+    uint64_t blocks_cached;/* free blocks in its local cache */
+    uint64_t doorbell;     /* times its doorbell was rung (wake-ups for its polls) */
+};
+
+/* One listening service. */
+struct exipc_service_info {
+    uint32_t index, owner_slot;
+    int32_t owner_pid;
+    uint32_t pending;      /* channels connected, not yet accepted */
+    char name[48];
+};
+
+/* One end of a channel: side 0 is the client (connect), 1 the server. */
+struct exipc_chan_end_info {
+    uint32_t slot;         /* process slot, 0xffffffff: none yet (pending) */
+    int32_t pid;           /* 0: none */
+    uint32_t closed;       /* the end was closed (or its process reaped) */
+    uint32_t alive;        /* the end's process is alive */
+    uint64_t sent;         /* handles this end sent (its ring's tail) */
+    uint64_t received;     /* handles this end received (the other ring's head) */
+    uint64_t full_refusals;/* sends refused because the ring was full */
+    uint64_t wakeups;      /* wake-ups this end issued to a parked peer */
+};
+
+/* Channel states, as exipc_chan_info.state. */
+#define EXIPC_CHAN_PENDING 1u  /* connected, not accepted */
+#define EXIPC_CHAN_BOUND 2u    /* accepted */
+
+/* One channel that is not free. queued[0]: handles queued client -> server,
+ * queued[1]: server -> client. */
+struct exipc_chan_info {
+    uint32_t index, state, service_index, ring_capacity;
+    char service[48];      /* the service it was connected to ("" if gone) */
+    uint64_t queued[2];
+    struct exipc_chan_end_info end[2];
+};
+
+/* exipc_inspect_open opens the domain NAME read-only. Returns 0 and sets
+ * *out. Errors: -EINVAL (name), -ENOENT (no such domain), -EACCES (the file
+ * may not be read), -EPROTO (not a domain: too short, bad magic, header or
+ * size inconsistent, half created), -ENOTSUP (another layout version or
+ * cache-line size), -ENOMEM. Thread-safe. */
+EXIPC_API int exipc_inspect_open(const char *name, exipc_inspector_t **out);
+
+/* exipc_inspect_close unmaps and frees in. Returns 0. */
+EXIPC_API int exipc_inspect_close(exipc_inspector_t *in);
+
+/* exipc_inspect_info fills *info. Returns 0, -EINVAL. */
+EXIPC_API int exipc_inspect_info(exipc_inspector_t *in, struct exipc_inspect_info *info);
+
+/* exipc_inspect_stat fills *st as exipc_stat does for a member. Returns 0,
+ * -EINVAL. */
+EXIPC_API int exipc_inspect_stat(exipc_inspector_t *in, struct exipc_stat *st);
+
+/* exipc_inspect_procs, _services, _chans fill out[0..max) with the entries
+ * that are not free, in table order, and return how many there are (which
+ * may exceed max: call again with more room; max_procs and max_chans from
+ * exipc_inspect_info bound them). Errors: -EINVAL (in NULL, or out NULL with
+ * max > 0), -ENOMEM. One heap pass per call for the blocks owned. */
+EXIPC_API int exipc_inspect_procs(exipc_inspector_t *in, struct exipc_proc_info *out, size_t max);
+EXIPC_API int exipc_inspect_services(exipc_inspector_t *in, struct exipc_service_info *out, size_t max);
+EXIPC_API int exipc_inspect_chans(exipc_inspector_t *in, struct exipc_chan_info *out, size_t max);
+
+/* exipc_inspect_heap fills *st as exipc_heap_stat does. Returns 0, -EINVAL. */
+EXIPC_API int exipc_inspect_heap(exipc_inspector_t *in, struct exipc_heap_stat *st);
+
+/* exipc_inspect_reap cleans up after every dead process of the domain NAME
+ * without registering in it: it opens the file read-write, takes the queue
+ * manager's lock and reaps with the lock held throughout (as a member does
+ * when every slot is taken), so it works even when dead processes fill the
+ * process table, and it never creates a domain. Returns how many processes
+ * it cleaned. Errors: as exipc_inspect_open, -ETIMEDOUT (the lock stayed
+ * busy for 2 s), -ENOMEM. Thread-safe. */
+EXIPC_API int exipc_inspect_reap(const char *name);
+
 /* ---- stubs: request/response over a channel ------------------------------ */
 
 /* A stub is a protocol's request/response layer on a channel (Exchange

@@ -210,6 +210,12 @@ struct chan {
  */
 struct ring {
     alignas(EXIPC_CACHELINE) uint64_t tail;
+    /* On the producer's own line, written by the producer only (plain
+     * relaxed stores of its own count, never on the fast path), read by
+     * inspectors: sends refused because the ring was full (-EAGAIN), and
+     * wake-ups issued (futex or doorbell) for a parked consumer. */
+    uint64_t full_refusals;
+    uint64_t wakeups;
     alignas(EXIPC_CACHELINE) uint64_t head;
     alignas(EXIPC_CACHELINE) uint32_t sleeping;
     alignas(EXIPC_CACHELINE) uint64_t slots[];
@@ -403,6 +409,7 @@ uint64_t exipc_fork_generation(void);
 
 /* segment.c */
 int layout_compute(const struct exipc_options *o, struct layout *L);
+int layout_from_params(const struct seg_params *p, struct layout *L);
 
 /* heap.c */
 void heap_init(exipc_domain_t *d);
@@ -411,6 +418,8 @@ int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
 uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id);
 uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg);
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
+void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees);
+void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots);
 
 /* ring.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
@@ -491,11 +500,14 @@ int cqm_reap_slot(exipc_domain_t *d, uint32_t slot, struct reap_tally *t);
 #endif
 /* Reaps every dead slot with the lock held, for a caller without a slot to
  * claim with (registration into a full table). */
-void reap_dead_locked(exipc_domain_t *d);
+int reap_dead_locked(exipc_domain_t *d);
 /* Reaps every dead slot; with wait_busy, also waits (bounded) until reapers
  * active in other threads or processes are done. Returns how many this call
  * cleaned, or a negative errno if it cleaned none and a lock failed. */
 int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t);
+/* Reaps every dead slot for a caller that has no slot, holding the lock
+ * throughout. Returns how many it cleaned, or -ETIMEDOUT (lock). */
+int cqm_reap_unregistered(exipc_domain_t *d);
 
 /* Kill points: in test builds (-DEXIPC_TESTING) a test sets exipc__kill_point
  * and is called at the named points of the queue manager, the reaper and send

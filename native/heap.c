@@ -412,3 +412,90 @@ void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes)
     *blocks = nb;
     *bytes = by;
 }
+
+/* ---- figures (read-only) ----------------------------------------------------- */
+
+/* Provisional, against the heap above (slabs carved once per class): the
+ * page pool is the run of slabs not carved yet. Reads only, so it serves an
+ * inspector's read-only mapping too. */
+int exipc_heap_stat(exipc_domain_t *d, struct exipc_heap_stat *st)
+{
+    if (d == NULL || st == NULL)
+        return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    memset(st, 0, sizeof *st);
+    uint32_t nc = d->L.nclasses <= EXIPC_MAX_CLASSES ? d->L.nclasses : EXIPC_MAX_CLASSES;
+    st->page_size = SLAB_SIZE;
+    st->pages_total = d->L.nslabs;
+    uint64_t carved = ATOM_LOAD_RELAXED(&D_HDR(d)->slabs_carved);
+    if (carved > d->L.nslabs)
+        carved = d->L.nslabs;
+    st->pages_free = d->L.nslabs - carved;
+    st->largest_free_run = st->pages_free;
+    st->nclasses = nc;
+    for (uint32_t c = 0; c < nc; c++)
+        st->cls[c].size = class_bytes(c);
+    for (uint64_t s = 0; s < carved; s++) {
+        uint32_t sc = ATOM_LOAD_RELAXED(&D_SLABS(d)[s]);
+        if (sc != 0 && !(sc & SLAB_CONT) && sc - 1 < nc)
+            st->cls[sc - 1].slabs += class_bytes(sc - 1) > SLAB_SIZE ? class_bytes(sc - 1) / SLAB_SIZE : 1;
+    }
+    struct block_meta *m = D_META(d);
+    FOR_EACH_BLOCK(d, g, c, {
+        if (c < nc) {
+            uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[g].word);
+            if (o == OWN_FREE || OWN_KIND(o) == OWN_CACHED)
+                st->cls[c].blocks_free++;
+            else
+                st->cls[c].blocks_used++;
+        }
+    });
+    for (uint32_t c = 0; c < nc; c++) {
+        uint64_t need = class_bytes(c) > SLAB_SIZE ? class_bytes(c) / SLAB_SIZE : 1;
+        if (st->cls[c].blocks_free > 0 || need <= st->pages_free)
+            st->largest_block = class_bytes(c);
+    }
+    return 0;
+}
+
+/* Allocations and frees so far, derived from the block generations (each
+ * free bumps its block's generation once; an allocation makes a free block
+ * owned), so counting costs the data plane nothing. Wraps of a generation
+ * and the blocks lost to a kill (see cqm.c) make it approximate. */
+void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees)
+{
+    uint64_t fr = 0, used = 0;
+    struct block_meta *m = D_META(d);
+    FOR_EACH_BLOCK(d, g, c, {
+        (void)c;
+        uint64_t w = ATOM_LOAD_RELAXED(&m[g].word);
+        uint32_t gen = (uint32_t)(w >> 32);
+        uint32_t o = (uint32_t)w;
+        if (gen != 0 && gen <= GEN_MAX)
+            fr += gen - 1;
+        if (o != OWN_FREE && OWN_KIND(o) != OWN_CACHED)
+            used++;
+    });
+    *frees = fr;
+    *allocs = fr + used;
+}
+
+/* Blocks owned (OWN_PROC) and cached (OWN_CACHED) per process slot, into
+ * owned[0..nslots) and cached[0..nslots) (zeroed by the caller). */
+void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots)
+{
+    struct block_meta *m = D_META(d);
+    FOR_EACH_BLOCK(d, g, c, {
+        (void)c;
+        uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[g].word);
+        uint32_t id = OWN_ID(o);
+        if (id < nslots) {
+            if (OWN_KIND(o) == OWN_PROC)
+                owned[id]++;
+            else if (OWN_KIND(o) == OWN_CACHED)
+                cached[id]++;
+        }
+    });
+}

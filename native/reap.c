@@ -343,11 +343,23 @@ int cqm_reap_all(exipc_domain_t *d, bool wait_busy, struct reap_tally *t)
     return n > 0 || err == 0 ? n : err;
 }
 
-void reap_dead_locked(exipc_domain_t *d)
+int reap_dead_locked(exipc_domain_t *d)
 {
+    int n = 0;
     for (uint32_t i = 0; i < d->L.max_procs; i++)
-        if (reap_candidate(d, i))
-            reap_one(d, i, true, NULL);
+        if (reap_candidate(d, i) && reap_one(d, i, true, NULL) == REAP_CLEANED)
+            n++;
+    return n;
+}
+
+int cqm_reap_unregistered(exipc_domain_t *d)
+{
+    int rc = cqm_lock(d);
+    if (rc != 0)
+        return rc;
+    int n = reap_dead_locked(d);
+    cqm_unlock(d);
+    return n;
 }
 
 int exipc_reap(exipc_domain_t *d)

@@ -30,6 +30,8 @@ void ring_reset(exipc_domain_t *d, uint32_t chan)
         ATOM_STORE_RELAXED(&rg->tail, 0);
         ATOM_STORE_RELAXED(&rg->head, 0);
         ATOM_STORE_RELAXED(&rg->sleeping, 0);
+        ATOM_STORE_RELAXED(&rg->full_refusals, 0);
+        ATOM_STORE_RELAXED(&rg->wakeups, 0);
     }
 }
 
@@ -63,6 +65,8 @@ void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r)
     uint32_t how = ATOM_XCHG_SEQCST(&rg->sleeping, 0u);
     if (how == 0)
         return;
+    /* Counted only here, on the path that makes a system call anyway. */
+    ATOM_STORE_RELAXED(&rg->wakeups, ATOM_LOAD_RELAXED(&rg->wakeups) + 1);
     if (how != SLEEP_DOORBELL) /* SLEEP_FUTEX, or a scribbled value: wake both ways */
         futex_wake(&rg->sleeping, 1);
     if (how != SLEEP_FUTEX) {
@@ -108,8 +112,13 @@ int exipc_send_batch(exipc_chan_t *c, const exipc_handle_t *hs, size_t n)
             return -EPROTO;
         c->tx_head_cache = head;
         room = cap - (tail - head);
-        if (room == 0)
-            return chan_peer_gone(c) ? -EPIPE : -EAGAIN;
+        if (room == 0) {
+            if (chan_peer_gone(c))
+                return -EPIPE;
+            /* Only the producer writes this word (off the fast path). */
+            ATOM_STORE_RELAXED(&c->tx->full_refusals, ATOM_LOAD_RELAXED(&c->tx->full_refusals) + 1);
+            return -EAGAIN;
+        }
     }
     size_t k = n < room ? n : (size_t)room;
     uint32_t me = OWNER(OWN_PROC, d->slot);

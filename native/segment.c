@@ -120,7 +120,7 @@ static void params_from_layout(struct seg_params *p, const struct layout *L)
 }
 
 /* Validates a header copied out of shared memory and derives the layout. */
-static int layout_from_params(const struct seg_params *p, struct layout *L)
+int layout_from_params(const struct seg_params *p, struct layout *L)
 {
     if (p->magic != EXIPC_MAGIC)
         return -EPROTO;
