@@ -152,7 +152,9 @@ func Start(cfg Config) (*Bridge, error) {
 		nats.ReconnectJitter(50*time.Millisecond, 50*time.Millisecond),
 		nats.ReconnectBufSize(-1), // nothing is buffered while disconnected: links die instead
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			b.cfg.Log.Printf("nats: disconnected (%v): closing every bridged channel", err)
+			if err != nil {
+				b.cfg.Log.Printf("nats: disconnected (%v): closing every bridged channel", err)
+			}
 			b.killAll("NATS connection lost")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -223,8 +225,8 @@ func (b *Bridge) Close() error {
 		l.Close()
 	}
 	b.killAll("bridge closing")
-	if b.nc != nil {
-		b.nc.Flush()
+	if b.nc != nil && b.nc.IsConnected() {
+		b.nc.FlushTimeout(time.Second) // the remote bridges get their X
 	}
 	b.wg.Wait()
 	if b.nc != nil {
