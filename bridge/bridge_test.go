@@ -7,8 +7,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/exipc/exipc"
+	"github.com/exipc/exipc/internal/ctest"
 	"github.com/exipc/exipc/stub"
 )
 
@@ -507,5 +511,118 @@ func TestBridgeSIGTERM(t *testing.T) {
 	defer cancel()
 	if _, err := c.Call(ctx, opEcho, []byte("x")); !errors.Is(err, exipc.ErrPeerDead) {
 		t.Fatalf("call after the bridge stopped: %v, want ErrPeerDead", err)
+	}
+}
+
+var mailBuilt struct {
+	once         sync.Once
+	store, pop3d string
+	err          error
+	skip         string
+}
+
+// mailPrograms builds the mail store (C, SQLite) and pop3d once.
+func mailPrograms(t *testing.T) (store, pop3d string) {
+	t.Helper()
+	mailBuilt.once.Do(func() {
+		if _, err := exec.LookPath("python3"); err != nil {
+			mailBuilt.skip = "python3 not installed (.ci/run installs it)"
+			return
+		}
+		if _, err := os.Stat("/usr/include/sqlite3.h"); err != nil {
+			mailBuilt.skip = "sqlite3.h not installed: apt-get install libsqlite3-dev (.ci/run does)"
+			return
+		}
+		dir, err := os.MkdirTemp("", "bridgemail")
+		if err != nil {
+			mailBuilt.err = err
+			return
+		}
+		mailBuilt.store = filepath.Join(dir, "store")
+		mailBuilt.pop3d = filepath.Join(dir, "pop3d")
+		if mailBuilt.err = ctest.Build("../native", mailBuilt.store, []string{"../examples/mailstore/store.c"}, "-lsqlite3"); mailBuilt.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-buildvcs=false", "-o", mailBuilt.pop3d, "./examples/mailstore/pop3d")
+		cmd.Dir = ".."
+		if b, err := cmd.CombinedOutput(); err != nil {
+			mailBuilt.err = fmt.Errorf("building pop3d: %v\n%s", err, b)
+		}
+	})
+	if mailBuilt.skip != "" {
+		t.Skip(mailBuilt.skip)
+	}
+	if mailBuilt.err != nil {
+		t.Fatal(mailBuilt.err)
+	}
+	return mailBuilt.store, mailBuilt.pop3d
+}
+
+// startLine starts argv and waits for a stdout line containing want; the
+// process gets SIGTERM at the end of the test.
+func startLine(t *testing.T, want string, argv ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	r := bufio.NewReader(out)
+	line, _ := r.ReadString('\n')
+	if !strings.Contains(line, want) {
+		t.Fatalf("%s said %q", filepath.Base(argv[0]), line)
+	}
+	go io.Copy(io.Discard, r)
+	return cmd, line
+}
+
+// TestPOP3AcrossHosts: the POP3 front end in domain A, the mail store in
+// domain B, the store's service carried by two bridges; Python's poplib
+// retrieves every mailbox and compares it with the database byte for byte.
+func TestPOP3AcrossHosts(t *testing.T) {
+	store, pop3d := mailPrograms(t)
+	ns := startNATS(t)
+	a, b := newHost(t, "pop-a", nil), newHost(t, "pop-b", nil)
+	db := filepath.Join(t.TempDir(), "mail.db")
+	gen := func(args ...string) {
+		if out, err := exec.Command(store, append([]string{"gen", db}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("store gen: %v\n%s", err, out)
+		}
+	}
+	gen("one", "pw1", "1", "1000", "1")
+	gen("hundred", "pw100", "100", "20000", "2")
+	gen("tenk", "pwtenk", "2000", "120", "3")
+	gen("big", "pwbig", "4", fmt.Sprint(1<<20-64), "4")
+	startLine(t, "serving", store, "serve", db, b.name)
+	startBridge(t, b, ns.url(), "-export", "pop3store")
+	startBridge(t, a, ns.url(), "-import", "pop3store")
+	_, line := startLine(t, "listening", pop3d, "-addr", "127.0.0.1:0", "-domain", a.name,
+		"-call-timeout", "10s", "-unlink=false")
+	f := strings.Fields(line)
+	host, port, err := net.SplitHostPort(f[3])
+	if err != nil {
+		t.Fatalf("pop3d said %q", line)
+	}
+	for _, args := range [][]string{
+		{host, port, db, "one:pw1", "hundred:pw100", "tenk:pwtenk", "big:pwbig"},
+		{"--oversize", host, port, db, "one:pw1"},
+	} {
+		out, err := exec.Command("python3", append([]string{"../examples/mailstore/pop3check.py"}, args...)...).CombinedOutput()
+		t.Logf("pop3check: %s", out)
+		if err != nil {
+			t.Fatalf("pop3check %v: %v", args, err)
+		}
 	}
 }
