@@ -11,7 +11,9 @@ package main
 //	                      in order; K is the kind: D (a whole message), B (the
 //	                      first part of a message larger than one NATS payload:
 //	                      4 bytes LE total length, then bytes), M (a further
-//	                      part), X (the peer end closed: nothing follows)
+//	                      part), W (the sender waits for credit: grant now
+//	                      what was delivered), X (the peer end closed:
+//	                      nothing follows)
 //	P.k.BRIDGE            credit grants towards bridge BRIDGE: 8 bytes LE
 //	                      channel id, then the cumulative messages and bytes
 //	                      delivered so far (8 bytes LE each)
@@ -438,3 +440,4 @@ func (b *Bridge) drop(l *link) {
 	delete(b.links, l.id)
 	b.mu.Unlock()
 }
+

@@ -82,55 +82,79 @@ func (l *link) readLoop() {
 	}
 	dSubj, bSubj, mSubj := l.dataSubj+"D", l.dataSubj+"B", l.dataSubj+"M"
 	var first []byte
+	hs := make([]exipc.Handle, 32)
 	for {
-		h, err := l.ch.Recv(l.ctx)
+		k, err := l.ch.RecvBatch(l.ctx, hs)
 		if err != nil {
 			if errors.Is(err, exipc.ErrPeerDead) && !l.dead.Load() {
 				l.kill("") // the local peer is done: X tells the remote, after its messages
 			}
 			return
 		}
-		body, err := b.d.Bytes(h)
-		if err != nil {
-			l.kill("local block: " + err.Error())
-			return
-		}
-		n := uint64(len(body))
-		if !l.waitCredit(n) {
-			b.d.Free(h)
-			return
-		}
-		if len(body) <= maxPayload {
-			err = b.nc.Publish(dSubj, body)
-		} else {
-			// B: total length, then as much as fits; M: the rest, in parts.
-			k := maxPayload - 4
-			first = binary.LittleEndian.AppendUint32(first[:0], uint32(len(body)))
-			first = append(first, body[:k]...)
-			err = b.nc.Publish(bSubj, first)
-			for off := k; err == nil && off < len(body); off += maxPayload {
-				end := min(off+maxPayload, len(body))
-				err = b.nc.Publish(mSubj, body[off:end])
+		for i, h := range hs[:k] {
+			if !l.forward(h, dSubj, bSubj, mSubj, maxPayload, &first) {
+				for _, h := range hs[i+1 : k] {
+					b.d.Free(h)
+				}
+				return
 			}
 		}
-		b.d.Free(h)
-		if err != nil {
-			l.kill("nats publish: " + err.Error())
-			return
-		}
-		l.sentBytes.Add(n)
-		l.sentMsgs.Add(1)
 	}
+}
+
+// forward publishes the local message h (and frees it); false once the link
+// is dead.
+func (l *link) forward(h exipc.Handle, dSubj, bSubj, mSubj string, maxPayload int, first *[]byte) bool {
+	b := l.b
+	body, err := b.d.Bytes(h)
+	if err != nil {
+		l.kill("local block: " + err.Error())
+		return false
+	}
+	n := uint64(len(body))
+	if !l.waitCredit(n) {
+		b.d.Free(h)
+		return false
+	}
+	if len(body) <= maxPayload {
+		err = b.nc.Publish(dSubj, body)
+	} else {
+		// B: total length, then as much as fits; M: the rest, in parts.
+		k := maxPayload - 4
+		*first = binary.LittleEndian.AppendUint32((*first)[:0], uint32(len(body)))
+		*first = append(*first, body[:k]...)
+		err = b.nc.Publish(bSubj, *first)
+		for off := k; err == nil && off < len(body); off += maxPayload {
+			end := min(off+maxPayload, len(body))
+			err = b.nc.Publish(mSubj, body[off:end])
+		}
+	}
+	b.d.Free(h)
+	if err != nil {
+		l.kill("nats publish: " + err.Error())
+		return false
+	}
+	l.sentBytes.Add(n)
+	l.sentMsgs.Add(1)
+	return true
 }
 
 // waitCredit waits until a message of n bytes fits in the window.
 func (l *link) waitCredit(n uint64) bool {
 	w, wb := uint64(l.b.cfg.Window), uint64(l.b.cfg.WindowBytes)
+	asked := false
 	for {
 		msgs := l.sentMsgs.Load() - l.ackMsgs.Load()
 		bytes := l.sentBytes.Load() - l.ackBytes.Load()
 		if msgs < w && (bytes == 0 || bytes+n <= wb) {
 			return true
+		}
+		if !asked { // ask for the grants the receiver holds back (W)
+			asked = true
+			if err := l.b.nc.Publish(l.dataSubj+"W", nil); err != nil {
+				l.kill("nats publish: " + err.Error())
+				return false
+			}
 		}
 		select {
 		case <-l.credit:
@@ -222,6 +246,10 @@ func (l *link) onData(m *nats.Msg) {
 		}
 		l.partOff += copy(l.partBuf[l.partOff:], m.Data)
 		l.finishPart()
+	case 'W': // the sender waits for credit: grant what was delivered before
+		if l.delivMsgs != l.granted || l.delivBytes != l.grantedBytes {
+			l.sendGrant()
+		}
 	case 'X':
 		l.remote.Store(true)
 		l.kill("")
@@ -306,11 +334,9 @@ func (l *link) deliver(h exipc.Handle, n int) {
 	l.delivMsgs++
 	l.delivBytes += uint64(n)
 	w, wb := uint64(l.b.cfg.Window), uint64(l.b.cfg.WindowBytes)
-	// Grant every quarter window, and whenever nothing more waits (so that a
-	// sender never waits for a grant that would come only with more data).
+	// Grant every quarter window; a sender that waits for credit sooner asks
+	// with W (see onData).
 	if l.delivMsgs-l.granted >= w/4 || l.delivBytes-l.grantedBytes >= wb/4 {
-		l.sendGrant()
-	} else if n, _, err := l.sub.Pending(); err != nil || n == 0 {
 		l.sendGrant()
 	}
 }
