@@ -440,4 +440,3 @@ func (b *Bridge) drop(l *link) {
 	delete(b.links, l.id)
 	b.mu.Unlock()
 }
-
