@@ -10,11 +10,12 @@
 #   make torture    the long torture runs: corruption scribbler (TORTURE_TIME s), kill torture (TORTURE_KILLS)
 #   make demo       the mail store example: C store (SQLite) + Go POP3 front end on 127.0.0.1:DEMO_PORT
 #   make bench-pop3 POP3 RETR through the example, store over exipc vs over a Unix socket
+#   make bridge     build/exipc-bridge (also built by `make` when Go is there; docs/bridge.md)
 #   make clean
 #   make help       every target
 #
 # Parts of the suite: test-check test-c test-asan test-tsan test-stream test-stream-asan
-# test-install test-go test-race test-hostile. V=1 shows every C test's full output.
+# test-install test-go test-race test-hostile test-bridge. V=1 shows every C test's full output.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := lib
@@ -73,7 +74,7 @@ PEER_ASAN := $(BUILD)/asan/bin/peer
 all: lib
 
 help:
-	@sed -n '3,18s/^# \{0,1\}//p' Makefile
+	@sed -n '3,19s/^# \{0,1\}//p' Makefile
 
 # ---- flag stamps: objects rebuild when their flags change -----------------
 # $(call stamp,FILE,CONTENT)
@@ -365,8 +366,9 @@ BENCH_FLAGS ?=
 BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
-bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench
+bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench $(BENCH_DIR)/bridgebench $(BRIDGE_BIN)
 	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
+	@$(BENCH_DIR)/bridgebench -bridge $(BRIDGE_BIN) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BRIDGE_BENCH_FLAGS)
 
 bench-list: $(BENCH_DIR)/exipcbench
 	@$(BENCH_DIR)/exipcbench -list $(if $(BENCH),-filter '$(value BENCH)')
@@ -429,6 +431,30 @@ demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d
 
 bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench
 	@$(MAIL_DIR)/pop3bench -store $(MAIL_DIR)/store -pop3d $(MAIL_DIR)/pop3d $(POP3_BENCH_FLAGS)
+
+# ---- the bridge (bridge/: its own module; exipc-bridge over NATS, docs/bridge.md) ----
+# `make` builds build/exipc-bridge when Go is there; `make test` runs its tests
+# (a real nats-server, two domains, C and Go peers, POP3 across the bridge);
+# `make bench` adds its rows (bridge-rpc, bridge-stream) to the report.
+BRIDGE_BIN         := $(BUILD)/exipc-bridge
+BRIDGE_BENCH_FLAGS ?=
+TEST_STEPS += test-bridge
+.PHONY: bridge test-bridge
+ifneq ($(shell command -v $(GO) 2>/dev/null),)
+lib: $(BRIDGE_BIN)
+endif
+bridge: $(BRIDGE_BIN)
+
+$(BRIDGE_BIN): FORCE
+	@mkdir -p $(@D)
+	cd bridge && $(GO) build -buildvcs=false -o $(abspath $@) .
+
+$(BENCH_DIR)/bridgebench: FORCE
+	@mkdir -p $(@D)
+	cd bridge && $(GO) build -buildvcs=false -o $(abspath $@) ./bridgebench
+
+test-bridge:
+	@set -ex; cd bridge; test -z "$$(gofmt -l .)"; $(GO) vet ./...; $(GO) test -count=1 $(GO_TEST_FLAGS) ./...
 
 clean:
 	rm -rf $(BUILD)
