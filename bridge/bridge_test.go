@@ -473,6 +473,20 @@ func TestTwoExporters(t *testing.T) {
 	if count["b1"] == 0 || count["b2"] == 0 || count["b1"]+count["b2"] != 40 {
 		t.Fatalf("channels per exporter: %v, want both used", count)
 	}
+	// Each open went to one exporter only: none is left holding a channel.
+	for _, h := range []*host{b1, b2} {
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			st, err := h.d.Stat()
+			if err == nil && st.ChansBound == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d channels still bound after every client closed", h.name, st.ChansBound)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // TestNoExporter: a channel to an imported service that nobody exports ends
