@@ -53,6 +53,15 @@ func natsMain() int {
 	if k := os.Getenv("NATS_NKEY"); k != "" {
 		opts.Nkeys = []*server.NkeyUser{{Nkey: k}}
 	}
+	if cert := os.Getenv("NATS_TLS_CERT"); cert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: os.Getenv("NATS_TLS_KEY"),
+			CaFile: os.Getenv("NATS_TLS_CA"), Verify: os.Getenv("NATS_TLS_CA") != ""})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify = tc, true, os.Getenv("NATS_TLS_CA") != ""
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
