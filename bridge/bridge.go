@@ -72,10 +72,10 @@ func (c *Config) defaults() {
 		c.WindowBytes = 8 << 20
 	}
 	if c.HeartbeatEvery <= 0 {
-		c.HeartbeatEvery = 200 * time.Millisecond
+		c.HeartbeatEvery = 250 * time.Millisecond
 	}
 	if c.DeadAfter <= 0 {
-		c.DeadAfter = 1000 * time.Millisecond
+		c.DeadAfter = 1200 * time.Millisecond
 	}
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 2 * time.Second
@@ -241,7 +241,7 @@ func (b *Bridge) heartbeat() {
 	t := time.NewTicker(b.cfg.HeartbeatEvery)
 	defer t.Stop()
 	subj := prefix + ".hb." + b.id
-	check := time.NewTicker(b.cfg.HeartbeatEvery / 2)
+	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
 	b.nc.Publish(subj, nil)
 	for {

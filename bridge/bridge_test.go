@@ -319,9 +319,9 @@ func TestBackPressure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cb.Close()
-	// Bound: ring A (256) + window (128) + ring B (256) + a message held by
-	// each bridge, with slack.
-	const bound = 256 + 128 + 256 + 16
+	// Bound: ring A (256) + the batch bridge A holds while it waits for
+	// credit (32) + the window (128) + ring B (256), and a little slack.
+	const bound = 256 + 32 + 128 + 256 + 8
 	sent, full := 0, 0
 	for sent < 10*bound && full < 200 {
 		h, buf, err := a.d.Alloc(100)

@@ -116,6 +116,10 @@ func (l *link) forward(h exipc.Handle, dSubj, bSubj, mSubj string, maxPayload in
 		b.d.Free(h)
 		return false
 	}
+	// Counted before it goes: the remote's grant for it may come back before
+	// this goroutine runs again.
+	l.sentBytes.Add(n)
+	l.sentMsgs.Add(1)
 	if len(body) <= maxPayload {
 		err = b.nc.Publish(dSubj, body)
 	} else {
@@ -134,8 +138,6 @@ func (l *link) forward(h exipc.Handle, dSubj, bSubj, mSubj string, maxPayload in
 		l.kill("nats publish: " + err.Error())
 		return false
 	}
-	l.sentBytes.Add(n)
-	l.sentMsgs.Add(1)
 	return true
 }
 
