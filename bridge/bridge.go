@@ -17,7 +17,8 @@ package main
 //	P.k.BRIDGE            credit grants towards bridge BRIDGE: 8 bytes LE
 //	                      channel id, then the cumulative messages and bytes
 //	                      delivered so far (8 bytes LE each)
-//	P.hb.BRIDGE           heartbeats of bridge BRIDGE, every HeartbeatEvery
+//	P.hb.BRIDGE           heartbeats of bridge BRIDGE, every HeartbeatEvery:
+//	                      8 bytes LE epoch, which counts its NATS connections
 //
 // A sender keeps at most Window messages and WindowBytes bytes (or one larger
 // message) unacknowledged per channel: it stops reading the local channel
@@ -98,9 +99,16 @@ type Bridge struct {
 
 	mu        sync.Mutex
 	links     map[uint64]*link
-	seen      map[string]time.Time // peer bridge -> last heartbeat
+	seen      map[string]peerSeen // peer bridge -> its last heartbeat
+	epoch     atomic.Uint64       // counts this bridge's NATS connections
 	listeners []*exipc.Listener
 	nextID    atomic.Uint64
+}
+
+// peerSeen is what the last heartbeat of a peer bridge said.
+type peerSeen struct {
+	at    time.Time
+	epoch uint64
 }
 
 type openReq struct {
@@ -108,12 +116,14 @@ type openReq struct {
 	Service string `json:"service"`
 	Bridge  string `json:"bridge"`
 	Chan    uint64 `json:"chan"`
+	Epoch   uint64 `json:"epoch"`
 }
 
 type openRep struct {
 	Version int    `json:"v"`
 	Bridge  string `json:"bridge,omitempty"`
 	Chan    uint64 `json:"chan,omitempty"`
+	Epoch   uint64 `json:"epoch,omitempty"`
 	Err     string `json:"err,omitempty"`
 }
 
@@ -140,7 +150,8 @@ func Start(cfg Config) (*Bridge, error) {
 			return nil, fmt.Errorf("service %q: 1–47 of [A-Za-z0-9_-]", s)
 		}
 	}
-	b := &Bridge{cfg: cfg, id: nuid.Next(), links: map[uint64]*link{}, seen: map[string]time.Time{}}
+	b := &Bridge{cfg: cfg, id: nuid.Next(), links: map[uint64]*link{}, seen: map[string]peerSeen{}}
+	b.epoch.Store(1)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	d, err := exipc.Open(cfg.Domain, nil)
 	if err != nil {
@@ -157,6 +168,9 @@ func Start(cfg Config) (*Bridge, error) {
 			if err != nil {
 				b.cfg.Log.Printf("nats: disconnected (%v): closing every bridged channel", err)
 			}
+			// The heartbeats after the reconnect carry the new epoch: peers
+			// close their ends of the channels opened before.
+			b.epoch.Add(1)
 			b.killAll("NATS connection lost")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -243,13 +257,18 @@ func (b *Bridge) heartbeat() {
 	subj := prefix + ".hb." + b.id
 	check := time.NewTicker(100 * time.Millisecond)
 	defer check.Stop()
-	b.nc.Publish(subj, nil)
+	var hb [8]byte
+	beat := func() {
+		binary.LittleEndian.PutUint64(hb[:], b.epoch.Load())
+		b.nc.Publish(subj, hb[:])
+	}
+	beat()
 	for {
 		select {
 		case <-b.ctx.Done():
 			return
 		case <-t.C:
-			b.nc.Publish(subj, nil)
+			beat()
 		case now := <-check.C:
 			b.watchdog(now)
 		}
@@ -258,36 +277,41 @@ func (b *Bridge) heartbeat() {
 
 func (b *Bridge) onHeartbeat(m *nats.Msg) {
 	peer := strings.TrimPrefix(m.Subject, prefix+".hb.")
-	if peer == b.id || len(peer) > 64 {
+	if peer == b.id || len(peer) > 64 || len(m.Data) != 8 {
 		return
 	}
 	b.mu.Lock()
-	b.seen[peer] = time.Now()
+	b.seen[peer] = peerSeen{at: time.Now(), epoch: binary.LittleEndian.Uint64(m.Data)}
 	b.mu.Unlock()
 }
 
-// watchdog kills the links whose peer bridge has been silent for DeadAfter,
+// watchdog kills the links whose peer bridge has been silent for DeadAfter
+// or has reconnected to NATS since the link opened (it closed its end then),
 // and forgets bridges silent for long.
 func (b *Bridge) watchdog(now time.Time) {
 	var dead []*link
 	b.mu.Lock()
 	for _, l := range b.links {
-		last := l.created
-		if t, ok := b.seen[l.peer]; ok && t.After(last) {
-			last = t
+		if l.peer == "" {
+			continue
 		}
-		if l.peer != "" && now.Sub(last) > b.cfg.DeadAfter {
+		last := l.created
+		s, ok := b.seen[l.peer]
+		if ok && s.at.After(last) {
+			last = s.at
+		}
+		if now.Sub(last) > b.cfg.DeadAfter || ok && s.epoch > l.peerEpoch {
 			dead = append(dead, l)
 		}
 	}
-	for p, t := range b.seen {
-		if now.Sub(t) > 60*time.Second {
+	for p, s := range b.seen {
+		if now.Sub(s.at) > 60*time.Second {
 			delete(b.seen, p)
 		}
 	}
 	b.mu.Unlock()
 	for _, l := range dead {
-		l.kill("peer bridge silent for " + b.cfg.DeadAfter.String())
+		l.kill("peer bridge silent for " + b.cfg.DeadAfter.String() + " or reconnected")
 	}
 }
 
@@ -355,7 +379,7 @@ func (b *Bridge) importChan(svc string, ch *exipc.Chan) {
 		ch.Close()
 		return
 	}
-	req, _ := json.Marshal(openReq{Version: protoVers, Service: svc, Bridge: b.id, Chan: l.id})
+	req, _ := json.Marshal(openReq{Version: protoVers, Service: svc, Bridge: b.id, Chan: l.id, Epoch: b.epoch.Load()})
 	m, err := b.nc.Request(prefix+".open."+svc, req, b.cfg.OpenTimeout)
 	var rep openRep
 	if err == nil {
@@ -373,7 +397,7 @@ func (b *Bridge) importChan(svc string, ch *exipc.Chan) {
 		l.kill("")
 		return
 	}
-	l.run(rep.Bridge, rep.Chan)
+	l.run(rep.Bridge, rep.Chan, rep.Epoch)
 }
 
 // onOpen serves an open request for an exported service: it connects to the
@@ -403,8 +427,8 @@ func (b *Bridge) onOpen(svc string, m *nats.Msg) {
 		reply(openRep{Err: err.Error()})
 		return
 	}
-	reply(openRep{Bridge: b.id, Chan: l.id})
-	l.run(req.Bridge, req.Chan)
+	reply(openRep{Bridge: b.id, Chan: l.id, Epoch: b.epoch.Load()})
+	l.run(req.Bridge, req.Chan, req.Epoch)
 }
 
 // newLink registers a link for ch and subscribes to its messages.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -638,5 +639,84 @@ func TestPOP3AcrossHosts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pop3check %v: %v", args, err)
 		}
+	}
+}
+
+// cutProxy forwards TCP connections from a loopback port to target; cut
+// closes the connections it carries (new ones are still accepted).
+type cutProxy struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{l: l}
+	t.Cleanup(func() { l.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) url() string { return "nats://" + p.l.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestRemoteBridgeReconnects: the exporting bridge loses its NATS connection
+// and gets it back at once (the NATS server lives on); the importing side,
+// which saw nothing drop, still ends the call with ErrPeerDead within 2 s,
+// and new channels work.
+func TestRemoteBridgeReconnects(t *testing.T) {
+	ns := startNATS(t)
+	px := newCutProxy(t, "127.0.0.1:"+strconv.Itoa(ns.port))
+	a, b := newHost(t, "a", nil), newHost(t, "b", nil)
+	goServer(t, b, "rc", "b")
+	startBridge(t, b, px.url(), "-export", "rc")
+	startBridge(t, a, ns.url(), "-import", "rc")
+	c := dial(t, a, "rc")
+	checkCall(t, a, "rc")
+	callSleepAndKill(t, c, "remote bridge's NATS connection", px.cut)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cl := dial(t, a, "rc")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r, err := cl.Call(ctx, opWho, nil)
+		cancel()
+		cl.Close()
+		if err == nil {
+			r.Release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the reconnect, a new call still fails: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -28,10 +28,11 @@ type link struct {
 	created time.Time
 	sub     *nats.Subscription // under b.mu
 
-	peer     string // the remote bridge (under b.mu once set)
-	peerChan uint64
-	dataSubj string // the remote link's subject, without the kind
-	kSubj    string // the remote bridge's credit subject
+	peer      string // the remote bridge (under b.mu once set)
+	peerChan  uint64
+	peerEpoch uint64 // the remote bridge's epoch when the link opened
+	dataSubj  string // the remote link's subject, without the kind
+	kSubj     string // the remote bridge's credit subject
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -61,9 +62,9 @@ type link struct {
 
 // run starts the link once the remote link is known: the reader goroutine
 // pumps local messages out until the local end closes or the link dies.
-func (l *link) run(peer string, peerChan uint64) {
+func (l *link) run(peer string, peerChan, peerEpoch uint64) {
 	l.b.mu.Lock()
-	l.peer, l.peerChan = peer, peerChan
+	l.peer, l.peerChan, l.peerEpoch = peer, peerChan, peerEpoch
 	l.b.mu.Unlock()
 	l.dataSubj = prefix + ".d." + peer + "." + strconv.FormatUint(peerChan, 10) + "."
 	l.kSubj = prefix + ".k." + peer
