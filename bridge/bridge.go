@@ -397,7 +397,8 @@ func (b *Bridge) importChan(svc string, ch *exipc.Chan) {
 		l.kill("")
 		return
 	}
-	l.run(rep.Bridge, rep.Chan, rep.Epoch)
+	l.setPeer(rep.Bridge, rep.Chan, rep.Epoch)
+	l.run()
 }
 
 // onOpen serves an open request for an exported service: it connects to the
@@ -427,14 +428,15 @@ func (b *Bridge) onOpen(svc string, m *nats.Msg) {
 		reply(openRep{Err: err.Error()})
 		return
 	}
+	l.setPeer(req.Bridge, req.Chan, req.Epoch) // before the reply: data may follow it at once
 	reply(openRep{Bridge: b.id, Chan: l.id, Epoch: b.epoch.Load()})
-	l.run(req.Bridge, req.Chan, req.Epoch)
+	l.run()
 }
 
 // newLink registers a link for ch and subscribes to its messages.
 func (b *Bridge) newLink(ch *exipc.Chan) (*link, error) {
 	l := &link{b: b, id: b.nextID.Add(1), ch: ch, created: time.Now(),
-		credit: make(chan struct{}, 1), done: make(chan struct{})}
+		credit: make(chan struct{}, 1), done: make(chan struct{}), ready: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(b.ctx)
 	b.mu.Lock()
 	if b.ctx.Err() != nil {

@@ -54,20 +54,26 @@ type link struct {
 	partOff               int
 	grantBuf              [24]byte
 
+	ready  chan struct{} // closed by setPeer
 	once   sync.Once
 	dead   atomic.Bool
 	done   chan struct{}
 	remote atomic.Bool // the remote end closed (X received): no X back
 }
 
-// run starts the link once the remote link is known: the reader goroutine
-// pumps local messages out until the local end closes or the link dies.
-func (l *link) run(peer string, peerChan, peerEpoch uint64) {
+// setPeer records the remote link; messages towards this link are handled
+// from then on (onData waits for it).
+func (l *link) setPeer(peer string, peerChan, peerEpoch uint64) {
 	l.b.mu.Lock()
 	l.peer, l.peerChan, l.peerEpoch = peer, peerChan, peerEpoch
-	l.b.mu.Unlock()
 	l.dataSubj = prefix + ".d." + peer + "." + strconv.FormatUint(peerChan, 10) + "."
 	l.kSubj = prefix + ".k." + peer
+	l.b.mu.Unlock()
+	close(l.ready)
+}
+
+// run pumps local messages out until the local end closes or the link dies.
+func (l *link) run() {
 	if l.dead.Load() {
 		return
 	}
@@ -193,6 +199,11 @@ func (l *link) grant(msgs, bytes uint64) {
 
 // onData handles one NATS message towards this link, in order.
 func (l *link) onData(m *nats.Msg) {
+	select {
+	case <-l.ready:
+	case <-l.ctx.Done():
+		return
+	}
 	l.pmu.Lock()
 	defer func() {
 		if l.dead.Load() { // killed meanwhile (here or elsewhere): drop the part
@@ -358,14 +369,14 @@ func (l *link) sendGrant() {
 func (l *link) kill(why string) {
 	l.once.Do(func() {
 		l.dead.Store(true)
-		if why != "" {
-			l.b.cfg.Log.Printf("channel %d (peer %s/%d): %s", l.id, l.peer, l.peerChan, why)
-		}
 		l.b.mu.Lock()
-		sub, peer := l.sub, l.peer
+		sub, peer, peerChan, subj := l.sub, l.peer, l.peerChan, l.dataSubj
 		l.b.mu.Unlock()
+		if why != "" {
+			l.b.cfg.Log.Printf("channel %d (peer %s/%d): %s", l.id, peer, peerChan, why)
+		}
 		if !l.remote.Load() && peer != "" {
-			l.b.nc.Publish(l.dataSubj+"X", nil)
+			l.b.nc.Publish(subj+"X", nil)
 		}
 		l.cancel()
 		if sub != nil {
