@@ -374,8 +374,9 @@ BENCH_FLAGS ?=
 BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
-bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
+bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench $(BENCH_DIR)/bridgebench $(BRIDGE_BIN) ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
 	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
+	@$(BENCH_DIR)/bridgebench -bridge $(BRIDGE_BIN) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BRIDGE_BENCH_FLAGS)
 
 bench-render: $(BENCH_DIR)/exipcbench ## rewrite bench/results/latest.md from latest.json
 	@$(BENCH_DIR)/exipcbench -render bench/results/latest.json
@@ -439,6 +440,31 @@ bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench ## POP3 RE
 	@$(MAIL_DIR)/pop3bench -store $(MAIL_DIR)/store -pop3d $(MAIL_DIR)/pop3d $(POP3_BENCH_FLAGS)
 
 clean: ## remove build/
+# ---- the bridge (bridge/: its own module; exipc-bridge over NATS, docs/bridge.md) ----
+# `make` builds build/exipc-bridge when Go is there; `make test` runs its tests
+# (a real nats-server, two domains, C and Go peers, POP3 across the bridge);
+# `make bench` adds its rows (bridge-rpc, bridge-stream) to the report.
+BRIDGE_BIN         := $(BUILD)/exipc-bridge
+BRIDGE_BENCH_FLAGS ?=
+TEST_STEPS += test-bridge
+.PHONY: bridge test-bridge
+ifneq ($(shell command -v $(GO) 2>/dev/null),)
+lib: $(BRIDGE_BIN)
+endif
+bridge: $(BRIDGE_BIN) ## build/exipc-bridge: services across hosts over NATS (also part of make; docs/bridge.md)
+
+$(BRIDGE_BIN): FORCE
+	@mkdir -p $(@D)
+	cd bridge && $(GO) build -buildvcs=false -o $(abspath $@) .
+
+$(BENCH_DIR)/bridgebench: FORCE
+	@mkdir -p $(@D)
+	cd bridge && $(GO) build -buildvcs=false -o $(abspath $@) ./bridgebench
+
+test-bridge: ## the bridge's tests: a real nats-server, two domains, C and Go peers, POP3 across it
+	@set -ex; cd bridge; test -z "$$(gofmt -l .)"; $(GO) vet ./...; $(GO) test -count=1 $(GO_TEST_FLAGS) ./...
+
+clean:
 	rm -rf $(BUILD)
 
 FORCE:
