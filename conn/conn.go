@@ -28,13 +28,13 @@
 package conn
 
 import (
-	"runtime"
 	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
