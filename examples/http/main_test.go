@@ -106,4 +106,3 @@ func TestTwoProcesses(t *testing.T) {
 		t.Error(err)
 	}
 }
-
