@@ -17,8 +17,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/exipc/exipc/conn"
 
 	grpcecho "github.com/exipc/exipc/examples/grpc/echo"
 )
@@ -188,6 +191,7 @@ func (c *countedConn) Read(p []byte) (int, error) {
 // connServer serves the echo gRPC service or an HTTP echo handler until
 // every client connection has gone.
 func connServer(a args) {
+	spinFromEnv()
 	tr, addr := a.str("tr", "\x00"), a.str("addr", "")
 	if tr == "tcp" {
 		addr = "127.0.0.1:0"
@@ -225,6 +229,7 @@ func connServer(a args) {
 // goroutines and reports them all; with one caller it writes each call's
 // time to out.
 func connClient(a args) {
+	spinFromEnv()
 	tr, addr, mode := a.str("tr", "\x00"), a.str("addr", "\x00"), a.str("mode", "unary")
 	size, callers, n, warm := a.int("size", 64), a.int("callers", 1), a.int("n", 1000), a.int("warm", 100)
 	ctx := context.Background()
@@ -363,4 +368,14 @@ func makeSrcCached(size int) []byte {
 	b := makeSrc(size)
 	srcCache[size] = b
 	return b
+}
+
+// spinFromEnv sets conn.ReadSpin from EXIPCBENCH_READSPIN (a duration), to
+// measure its effect.
+func spinFromEnv() {
+	if v := os.Getenv("EXIPCBENCH_READSPIN"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			conn.ReadSpin = d
+		}
+	}
 }
