@@ -73,6 +73,7 @@ func main() {
 	defer d.Close()
 	switch os.Args[1] {
 	case "serve":
+		defer exipc.Unlink(*domain)
 		if err := serve(d, *service); err != nil {
 			log.Fatal(err)
 		}

@@ -12,7 +12,8 @@ import (
 
 // Listen listens on network "exipc" (addr DOMAIN/SERVICE: the domain is
 // created if need be), "unix" (a socket path) or "tcp" (host:port). The
-// returned function releases what Listen opened besides the listener.
+// returned function releases what Listen opened besides the listener (for
+// exipc: it closes the domain and removes its name).
 func Listen(network, addr string) (net.Listener, func(), error) {
 	if network != "exipc" {
 		l, err := net.Listen(network, addr)
@@ -27,7 +28,7 @@ func Listen(network, addr string) (net.Listener, func(), error) {
 		d.Close()
 		return nil, nil, err
 	}
-	return l, func() { d.Close() }, nil
+	return l, func() { d.Close(); exipc.Unlink(d.Name()) }, nil
 }
 
 // Dialer returns a dial function for grpc.WithContextDialer (or an
