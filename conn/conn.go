@@ -69,6 +69,14 @@ const (
 // first Read.
 var ReadSpin = 50 * time.Microsecond
 
+// spinners counts the Reads of this process spinning now. Past
+// maxSpinners, a Read parks at once: many spinning readers (a server with
+// many idle streams) would take the CPU from the goroutines that do the
+// work.
+var spinners atomic.Int32
+
+const maxSpinners = 1
+
 // A block is an 8-byte header, then the payload:
 //
 //	[0:4] payload length (little endian), at most len(block)-8
@@ -316,21 +324,8 @@ func (c *Conn) wait() error {
 	// Then a short spin that lets this process's other goroutines run: an
 	// RPC's answer usually comes within it, and catching it here saves the
 	// wake-up of a parked receiver (tens of µs on an idle vCPU).
-	if ReadSpin > 0 && runtime.NumCPU() > 1 {
-		t0 := time.Now()
-		for i := 1; ; i++ {
-			h, err := c.ch.TryRecv()
-			if err == nil {
-				c.q[0], c.qh, c.qn = h, 0, 1
-				return nil
-			} else if err != exipc.ErrEmpty {
-				return c.recvFailed(err)
-			}
-			if i&7 == 0 && (time.Since(t0) > ReadSpin || c.closed.Load() || c.rd.expired()) {
-				break
-			}
-			runtime.Gosched()
-		}
+	if got, err := c.spin(); got || err != nil {
+		return err
 	}
 	for {
 		ctx, done, err := c.rd.context(c)
@@ -348,6 +343,34 @@ func (c *Conn) wait() error {
 		}
 		// The context ended: Close, a deadline that passed, or a deadline
 		// that changed. rd.context tells which on the next turn.
+	}
+}
+
+// spin looks for a handle for up to ReadSpin, yielding between looks, if
+// no other Read of the process spins already. It reports whether it got
+// one (or the error that ended the stream).
+func (c *Conn) spin() (bool, error) {
+	if ReadSpin <= 0 || runtime.NumCPU() < 2 {
+		return false, nil
+	}
+	if spinners.Add(1) > maxSpinners {
+		spinners.Add(-1)
+		return false, nil
+	}
+	defer spinners.Add(-1)
+	t0 := time.Now()
+	for i := 1; ; i++ {
+		h, err := c.ch.TryRecv()
+		if err == nil {
+			c.q[0], c.qh, c.qn = h, 0, 1
+			return true, nil
+		} else if err != exipc.ErrEmpty {
+			return true, c.recvFailed(err)
+		}
+		if i&7 == 0 && (time.Since(t0) > ReadSpin || c.closed.Load() || c.rd.expired()) {
+			return false, nil
+		}
+		runtime.Gosched()
 	}
 }
 
