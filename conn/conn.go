@@ -72,10 +72,11 @@ var ReadSpin = 50 * time.Microsecond
 // spinners counts the Reads of this process spinning now. Past
 // maxSpinners, a Read parks at once: many spinning readers (a server with
 // many idle streams) would take the CPU from the goroutines that do the
-// work.
+// work. Two measured best on 2 vCPUs (HTTP, 16 streams: 22 k req/s with
+// one spinner, 39 k with two, 21 k with four).
 var spinners atomic.Int32
 
-const maxSpinners = 1
+var maxSpinners = int32(min(runtime.NumCPU(), 2))
 
 // A block is an 8-byte header, then the payload:
 //
