@@ -168,7 +168,7 @@ uninstall: ## remove what install put in PREFIX
 RUN := native/test/run_tests.sh
 # Steps of `make test`, in order.
 TEST_STEPS := test-check test-c test-asan test-tsan test-stream test-stream-asan test-install test-go test-race \
-              test-hostile
+              test-hostile test-conn
 
 build-tests: $(call BIN_norm,$(UNIT_TESTS) $(XPROC_TESTS)) $(PEER) ## build every C test program and the stream peer, run nothing
 
@@ -235,6 +235,17 @@ test-go: $(PEER) ## go vet (product and test builds) and go test
 # (g) the race detector, short mode
 test-race: $(PEER) ## go test -race -short
 	@set -ex; EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test $(GO_TAGS) -race -count=1 -short $(GO_TEST_FLAGS) ./...
+
+# (h) the modules of their own beside the library (they need x/net or gRPC):
+# package conn under golang.org/x/net/nettest, in one process and across two
+# (conn/conntest); the gRPC example's two-process calls (examples/grpc).
+CONN_MODULES ?= $(wildcard conn/conntest examples/grpc)
+.PHONY: test-conn
+test-conn:
+	@set -e; for m in $(CONN_MODULES); do \
+	    echo "== $$m"; (cd $$m && set -x && $(GO) vet ./... && $(GO) test -count=1 $(GO_TEST_FLAGS) ./... \
+	        && $(GO) test -race -count=1 -short $(GO_TEST_FLAGS) ./...); \
+	done
 
 # Every step, in order; keeps going after a failure and exits non-zero if any failed.
 test: ## the whole suite, every test-* step in order (the README's test command)

@@ -358,3 +358,6 @@ func (d *Domain) Poll(ctx context.Context, items []PollItem) (int, error) {
 	}
 	return n, err
 }
+
+// Name returns the domain's name, as given to Open.
+func (d *Domain) Name() string { return d.d.Name() }

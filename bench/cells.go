@@ -305,6 +305,7 @@ func buildCells() []*cell {
 		}
 		add(c)
 	}
+	cells = append(cells, connCells()...) // bench/conn.go: gRPC and HTTP over exipc, unix, tcp
 	return cells
 }
 

@@ -458,6 +458,7 @@ func evalGoals(results []*Result) []Goal {
 		}
 	}
 	goals = append(goals, g)
+	goals = append(goals, connGoals(get)...) // bench/conn.go
 	return goals
 }
 
