@@ -16,7 +16,7 @@ func TestHeap(t *testing.T) {
 	if rc < 0 {
 		t.Fatalf("open: %s", native.Strerror(rc))
 	}
-	native.Unlink(name)
+	defer native.Unlink(name) // not before: an unlinked domain is gone
 	var g guard.Guard
 	hp := newHeap(&g, d, name)
 

@@ -113,10 +113,14 @@ int exipc_wait_ready(exipc_domain_t *d, uint64_t *bits, size_t words, int64_t ti
             return n;
         if (timeout_ns == 0)
             return -EAGAIN;
+        /* An exipc_wake before we read `seen` bumped a doorbell value we
+         * would now sleep on: it left wake_pending set, so return. */
+        if (ATOM_XCHG_SEQCST(&d->wake_pending, 0u) != 0)
+            return 0;
         int64_t now = now_ns();
         if (now >= deadline)
             return -ETIMEDOUT;
-        futex_wait(&p->doorbell, seen, deadline - now);
+        futex_wait(&p->doorbell, seen, deadline == INT64_MAX ? -1 : deadline - now);
     }
 }
 

@@ -30,9 +30,8 @@ func TestSpinnersCapped(t *testing.T) {
 	if rc < 0 {
 		t.Fatalf("open: %s", native.Strerror(rc))
 	}
-	native.Unlink(name)
 	p := NewPoller(d, native.WaitAdaptive)
-	defer func() { p.Close(); d.Close() }()
+	defer func() { p.Close(); d.Close(); native.Unlink(name) }() // not before: an unlinked domain is gone
 
 	const waiters = 100
 	// A goroutine's first try comes before it decides to spin or park; any
