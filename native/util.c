@@ -111,6 +111,7 @@ const char *exipc_strerror(int err)
     case -EPIPE: return "peer closed or dead";
     case -ETIMEDOUT: return "timed out";
     case -ENOMEM: return "heap full";
+    case -EMSGSIZE: return "larger than the largest block the domain can give";
     case -EBADMSG: return "bad handle";
     case -EPROTO: return "shared state corrupt";
     case -ENOENT: return "no such service or domain";
