@@ -111,9 +111,10 @@ static int fz_spans(const struct exipc__layout *L, enum fz_family f, struct fz_s
         }
         break;
     case FZ_HEAP:
-        s[n++] = (struct fz_span){L->hdr_slabs_carved, 8, 8};
-        s[n++] = (struct fz_span){L->hdr_freelist, L->nclasses * L->hdr_freelist_stride, 8};
-        s[n++] = (struct fz_span){L->off_slabs, L->nslabs * 4, 4};
+        s[n++] = (struct fz_span){L->hdr_slabs_carved, L->hdr_pool_size, 4}; /* page pool: lock, bins, lists */
+        s[n++] = (struct fz_span){L->hdr_freelist, L->hdr_pool_size - (L->hdr_freelist - L->hdr_slabs_carved), 4};
+        s[n++] = (struct fz_span){L->off_slabs, L->nslabs * L->page_desc_size, 4}; /* page table */
+        s[n++] = (struct fz_span){L->off_slabs, 64 * L->page_desc_size, 4}; /* its first runs, often hit */
         s[n++] = (struct fz_span){L->off_meta, L->ngranules * L->meta_size, 8};
         s[n++] = (struct fz_span){L->off_meta, L->ngranules * L->meta_size, 4};
         s[n++] = (struct fz_span){L->off_arena, L->arena_size, 8};
