@@ -181,6 +181,7 @@ static int pool_lock(exipc_domain_t *d)
         } else if ((i & 127) == 0 && holder_dead(d, old)) {
             if (ATOM_CAS(lk, &old, me)) { /* P1 -> P1': pool state before the next holder */
                 KILL_POINT("heap.takeover");
+                ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
                 pool_rebuild(d);
                 return 0;
             }
@@ -491,7 +492,6 @@ static void pool_rebuild(exipc_domain_t *d)
     struct seg_hdr *h = D_HDR(d);
     struct block_meta *m = D_META(d);
     uint64_t np = d->L.npages;
-    ATOM_FETCH_ADD_RELAXED(&h->pool.rebuilds, 1);
     memset(h->pool.bin, 0, sizeof h->pool.bin);
     memset(h->pool.partial, 0, sizeof h->pool.partial);
     uint64_t fstart = 0, flen = 0;
@@ -576,6 +576,7 @@ void heap_init(exipc_domain_t *d)
             break;                                                                \
         rc = (op);                                                                \
         if (rc == -EPROTO) {                                                      \
+            ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);                  \
             pool_rebuild(d);                                                      \
             rc = (op);                                                            \
         }                                                                         \
@@ -643,8 +644,10 @@ static int cache_return(exipc_domain_t *d, const uint32_t *es, uint32_t n)
     if (rc != 0)
         return rc;
     rc = cache_return_locked(d, es, n);
-    if (rc == -EPROTO)
+    if (rc == -EPROTO) {
+        ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
         pool_rebuild(d); /* the blocks are free in their words: the rebuild files them */
+    }
     pool_unlock(d);
     return 0;
 }
@@ -806,8 +809,10 @@ int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
     if (rc != 0)
         return rc;
     rc = free_locked(d, h, owner);
-    if (rc == -EPROTO)
+    if (rc == -EPROTO) {
+        ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
         pool_rebuild(d); /* the word is free: the rebuild files the block */
+    }
     pool_unlock(d);
     return rc == -EPROTO ? 0 : rc;
 }

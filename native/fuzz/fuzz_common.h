@@ -403,7 +403,7 @@ static void fz_run(struct fz_world *w, struct fz_in *in, const struct fz_span *s
             struct exipc_stat st;
             fz_check("stat", exipc_stat(d, &st), 0);
             if (st.procs_alive > d->L.max_procs || st.chans_bound > d->L.max_chans ||
-                st.services > d->L.max_chans || st.heap_blocks_used > d->L.ngranules ||
+                st.services > d->L.max_chans || st.heap_blocks_used > d->L.nmeta ||
                 st.heap_bytes_used > d->L.arena_size || st.heap_bytes_total != d->L.arena_size)
                 fz_fail("stat out of range");
             break;
