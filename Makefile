@@ -376,6 +376,11 @@ $(BENCH_DIR)/cbench: bench/c/cbench.c $(OBJ_norm) $(BUILD)/obj/.flags
 	$(CC) $(FLAGS_norm) -MMD -MP -MF $@.d -o $@ $< $(OBJ_norm) $(LDLIBS)
 -include $(wildcard $(BENCH_DIR)/*.d)
 
+# The heap under a random size mix, beside glibc malloc (bench/c/heapmix.c).
+$(BENCH_DIR)/heapmix: bench/c/heapmix.c $(OBJ_norm) $(BUILD)/obj/.flags
+	@mkdir -p $(@D)
+	$(CC) $(FLAGS_norm) -MMD -MP -MF $@.d -o $@ $< $(OBJ_norm) $(LDLIBS)
+
 # go build knows what is stale (the library's C and Go included): always ask it.
 # -mod=mod: a dependency the library gains reaches bench/go.sum by itself.
 $(BENCH_DIR)/exipcbench: FORCE

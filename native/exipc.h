@@ -86,7 +86,7 @@ struct exipc_stat {
 };
 
 /* Per-class and page-pool figures of a domain's heap (see exipc_heap_stat).
- * The heap is a pool of pages: slabs of 14-16 pages serve one size class
+ * The heap is a pool of pages: slabs of 1-7 pages serve one size class
  * each (64 B to 16 KiB, four classes per doubling, so a block wastes at most
  * a quarter of its size), and larger blocks are runs of pages of their own.
  * An empty slab goes back to the pool at once, and free runs coalesce. */

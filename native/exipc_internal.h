@@ -59,7 +59,7 @@
 #define MAX_MAX_BLOCK (1u << 31)
 
 /* Heap geometry (heap.c). The arena is a pool of 4 KiB pages; a slab is a
- * run of 14-16 pages serving one size class, a large block a run of pages
+ * run of 1-7 pages serving one size class, a large block a run of pages
  * of its own. Block metadata is a table of META_PER_PAGE entries per page: a
  * block's index (the low half of its handle) is its slab's first page *
  * META_PER_PAGE + its number in the slab. */
@@ -68,7 +68,7 @@
 #define META_PER_PAGE 64u      /* a page holds at most 64 blocks of the smallest class */
 #define GRANULE 64u            /* smallest block */
 #define GRANULE_SHIFT 6
-#define SLAB_PAGES_MAX 16u
+#define SLAB_PAGES_MAX 7u
 #define NSLAB_CLASSES 33       /* 64 B .. 16 KiB, four classes per doubling */
 #define SMALL_MAX 16384u       /* above: a large block (a run of pages) */
 #define POOL_BINS 132          /* free runs binned by length: 15 exact, then 4 per doubling */

@@ -32,19 +32,20 @@
 #include "exipc_internal.h"
 
 #define GEN_MAX 0x7fffffffu
+#define BIN_SCAN 32 /* runs looked at per bin for the best fit */
 #define POOL_LOCK_TIMEOUT_NS 2000000000ll /* a live holder never keeps the pool this long */
 
-/* Size classes: four per doubling, 64 B .. 16 KiB; slab pages chosen so the
- * blocks fill the slab exactly. */
+/* Size classes: four per doubling, 64 B .. 16 KiB. A slab is the fewest
+ * pages (1..7) that its blocks fill exactly: small slabs strand little
+ * memory in partly used slabs of many classes. */
 static const uint32_t class_size[NSLAB_CLASSES] = {
     64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
     1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
 static const uint8_t class_pages[NSLAB_CLASSES] = {
-    16, 15, 15, 14, 16, 15, 15, 14, 16, 15, 15, 14, 16, 15, 15, 14, 16,
-    15, 15, 14, 16, 15, 15, 14, 16, 15, 15, 14, 16, 15, 15, 14, 16};
+    1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 2, 5, 3, 7, 4};
 static const uint16_t class_nblk[NSLAB_CLASSES] = {
-    1024, 768, 640, 512, 512, 384, 320, 256, 256, 192, 160, 128, 128, 96, 80, 64, 64,
-    48, 40, 32, 32, 24, 20, 16, 16, 12, 10, 8, 8, 6, 5, 4, 4};
+    64, 256, 128, 256, 32, 128, 64, 128, 16, 64, 32, 64, 8, 32, 16, 32, 4,
+    16, 8, 16, 2, 8, 4, 8, 1, 4, 2, 4, 1, 2, 1, 2, 1};
 
 /* Smallest class whose blocks hold n bytes (1 <= n <= SMALL_MAX). */
 static inline uint32_t class_of(size_t n)
@@ -268,35 +269,32 @@ static void run_put(exipc_domain_t *d, uint64_t p, uint64_t n)
 /* Takes a run of n pages out of the pool: its first page, -ENOMEM, or
  * -EPROTO (scribbled bins: the caller rebuilds). The run's first page keeps
  * kind PG_FREE until the caller sets it. */
-static int64_t run_take(exipc_domain_t *d, uint64_t n)
+static int64_t run_take(exipc_domain_t *d, uint64_t n, bool top)
 {
     uint64_t np = d->L.npages;
     uint32_t *bins = D_HDR(d)->pool.bin;
     if (n == 0 || n > np)
         return -ENOMEM;
-    /* Good fit: the first few runs of n's own bin, then the first run of
-     * any bin whose every run is long enough. */
+    /* Bounded address-ordered fit: among the first BIN_SCAN runs of every
+     * bin from n's own up that hold n, the lowest for a large block, the
+     * highest for a slab (carved from that run's top). Large blocks gather
+     * at the bottom of the arena and slabs at its top, so the free space
+     * between them stays in long runs. */
     int64_t found = -1;
-    uint32_t b0 = bin_of(n);
-    uint32_t x = bins[b0];
-    for (int k = 0; x != 0 && k < 8; k++) {
-        if (x > np)
-            return -EPROTO;
-        struct page_desc *r = PG(d, x - 1);
-        if (r->kind != PG_FREE || r->npages == 0 || r->npages > np - (x - 1))
-            return -EPROTO;
-        if (r->npages >= n) {
-            found = x - 1;
-            break;
+    for (uint32_t b = bin_of(n); b < POOL_BINS; b++) {
+        uint32_t x = bins[b];
+        for (int k = 0; x != 0 && k < BIN_SCAN; k++) {
+            if (x > np)
+                return -EPROTO;
+            struct page_desc *r = PG(d, x - 1);
+            uint64_t len = r->npages;
+            if (r->kind != PG_FREE || len == 0 || len > np - (x - 1))
+                return -EPROTO;
+            int64_t at = (int64_t)(x - 1);
+            if (len >= n && (found < 0 || (top ? at > found : at < found)))
+                found = at;
+            x = r->next;
         }
-        x = r->next;
-    }
-    for (uint32_t b = b0 + 1; found < 0 && b < POOL_BINS; b++) {
-        if (bins[b] == 0)
-            continue;
-        if (bins[b] > np)
-            return -EPROTO;
-        found = bins[b] - 1;
     }
     if (found < 0)
         return -ENOMEM;
@@ -305,8 +303,20 @@ static int64_t run_take(exipc_domain_t *d, uint64_t n)
     uint64_t len = r->npages;
     if (r->kind != PG_FREE || len < n || len > np - p || list_unlink(d, &bins[bin_of(len)], p) != 0)
         return -EPROTO;
+    if (len > n && top) {
+        /* Slabs from the top of a run, large blocks from its bottom: the
+         * two kinds meet less, so a freed large block leaves a longer hole.
+         * The new run first, then the shorter free one: the chain stays
+         * whole. */
+        struct page_desc *t = PG(d, p + len - n);
+        t->kind = PG_FREE;
+        t->npages = (uint32_t)n;
+        KILL_POINT("heap.split");
+        r->npages = (uint32_t)(len - n);
+        run_put(d, p, len - n);
+        return (int64_t)(p + len - n);
+    }
     if (len > n) {
-        /* The rest first, then the shorter head: the chain stays whole. */
         struct page_desc *t = PG(d, p + n);
         t->kind = PG_FREE;
         t->npages = (uint32_t)(len - n);
@@ -365,7 +375,7 @@ static int run_free(exipc_domain_t *d, uint64_t p)
 static int64_t slab_carve(exipc_domain_t *d, uint32_t c)
 {
     uint64_t k = class_pages[c];
-    int64_t p = run_take(d, k);
+    int64_t p = run_take(d, k, true);
     if (p < 0)
         return p;
     struct page_desc *r = PG(d, (uint64_t)p);
@@ -677,7 +687,7 @@ static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *re
     uint32_t me = OWNER(OWN_PROC, d->slot);
     if (size > SMALL_MAX) {
         uint64_t n = (size + HEAP_PAGE - 1) / HEAP_PAGE;
-        int64_t p = run_take(d, n);
+        int64_t p = run_take(d, n, false);
         if (p < 0)
             return (int)p;
         uint64_t e = (uint64_t)p * META_PER_PAGE;
