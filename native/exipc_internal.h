@@ -131,6 +131,7 @@ struct seg_hdr {
     alignas(EXIPC_CACHELINE) struct {
         uint64_t lock;     /* P1 -> P1': pool state before the next holder */
         uint64_t rebuilds; /* times a locker rebuilt the pool after a dead holder or a failed check */
+        uint64_t binmap[(POOL_BINS + 63) / 64]; /* bit b: bin b may be non-empty (a hint) */
         uint32_t bin[POOL_BINS];          /* free runs by length: first page + 1, 0 = empty */
         uint32_t partial[NSLAB_CLASSES];  /* slabs with free blocks, per class: first page + 1 */
     } pool;

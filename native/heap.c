@@ -62,12 +62,11 @@ uint32_t heap_nclasses(uint32_t max_block)
     return max_block > SMALL_MAX ? NSLAB_CLASSES : class_of(max_block) + 1;
 }
 
-/* Blocks a process's cache of class c holds at most. */
-static inline uint32_t cache_cap(uint32_t c)
-{
-    uint32_t n = HEAP_CACHE_BYTES / class_size[c];
-    return n > HEAP_CACHE_MAX ? HEAP_CACHE_MAX : n;
-}
+/* Blocks a process's cache of class c holds at most: HEAP_CACHE_MAX, or
+ * fewer so that it holds no more than HEAP_CACHE_BYTES. */
+static const uint8_t cache_caps[HEAP_CACHE_CLASSES] = {
+    32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 25, 21, 18, 16};
+static inline uint32_t cache_cap(uint32_t c) { return cache_caps[c]; }
 
 static inline uint64_t pack_word(uint32_t gen, uint32_t owner) { return ((uint64_t)gen << 32) | owner; }
 static inline uint32_t next_gen(uint32_t gen) { return gen >= GEN_MAX ? 1 : gen + 1; }
@@ -90,24 +89,29 @@ struct blk {
 
 /* Finds the block whose meta index is e: 0, or -1 if e is not a block start
  * of a live slab or large run (or the page table is scribbled). */
-static int block_find(exipc_domain_t *d, uint64_t e, struct blk *b)
+static inline __attribute__((always_inline)) int block_find(exipc_domain_t *d, uint64_t e, struct blk *b)
 {
     uint64_t np = d->L.npages;
     uint64_t pg = e / META_PER_PAGE;
     if (pg >= np)
         return -1;
-    uint64_t hd = ATOM_LOAD_RELAXED(&PG(d, pg)->head);
-    if (hd > pg)
-        return -1;
-    struct page_desc *h = PG(d, hd);
+    struct page_desc *h = PG(d, pg);
+    uint64_t hd = ATOM_LOAD_RELAXED(&h->head);
+    if (hd != pg) {
+        if (hd > pg)
+            return -1;
+        h = PG(d, hd);
+    }
     uint32_t kind = ATOM_LOAD_RELAXED(&h->kind);
     uint64_t n = ATOM_LOAD_RELAXED(&h->npages);
-    if (n == 0 || n > np - hd || pg - hd >= n)
+    if (n > np - hd)
         return -1;
+    /* i bounds the page too: a slab's blocks fit its pages, and a large
+     * block is only its run's first entry. */
     uint64_t i = e - hd * META_PER_PAGE;
     b->head = hd;
     if (kind == PG_LARGE) {
-        if (i != 0)
+        if (i != 0 || n == 0)
             return -1;
         b->cls = -1;
         b->cap = n * HEAP_PAGE;
@@ -124,7 +128,7 @@ static int block_find(exipc_domain_t *d, uint64_t e, struct blk *b)
 }
 
 /* Splits a handle and checks that it names a block start. */
-static int handle_parts(exipc_domain_t *d, exipc_handle_t h, uint32_t *gen, uint64_t *e, struct blk *b)
+static inline __attribute__((always_inline)) int handle_parts(exipc_domain_t *d, exipc_handle_t h, uint32_t *gen, uint64_t *e, struct blk *b)
 {
     *gen = (uint32_t)(h >> 32);
     *e = (uint32_t)h;
@@ -255,6 +259,22 @@ static void list_push(exipc_domain_t *d, uint32_t *headp, uint64_t p)
     *headp = (uint32_t)(p + 1);
 }
 
+static void bin_push(exipc_domain_t *d, uint32_t b, uint64_t p)
+{
+    list_push(d, &D_HDR(d)->pool.bin[b], p);
+    D_HDR(d)->pool.binmap[b / 64] |= 1ull << (b % 64);
+}
+
+static int bin_unlink(exipc_domain_t *d, uint32_t b, uint64_t p)
+{
+    struct seg_hdr *h = D_HDR(d);
+    if (list_unlink(d, &h->pool.bin[b], p) != 0)
+        return -1;
+    if (h->pool.bin[b] == 0)
+        h->pool.binmap[b / 64] &= ~(1ull << (b % 64));
+    return 0;
+}
+
 /* Makes pages [p, p+n) one free run in its bin (its first page's other
  * fields already say nothing else). */
 static void run_put(exipc_domain_t *d, uint64_t p, uint64_t n)
@@ -263,7 +283,7 @@ static void run_put(exipc_domain_t *d, uint64_t p, uint64_t n)
     r->head = (uint32_t)p;
     PG(d, p + n - 1)->head = (uint32_t)p;
     r->used = r->nfree = r->free1 = 0;
-    list_push(d, &D_HDR(d)->pool.bin[bin_of(n)], p);
+    bin_push(d, bin_of(n), p);
 }
 
 /* Takes a run of n pages out of the pool: its first page, -ENOMEM, or
@@ -281,7 +301,16 @@ static int64_t run_take(exipc_domain_t *d, uint64_t n, bool top)
      * at the bottom of the arena and slabs at its top, so the free space
      * between them stays in long runs. */
     int64_t found = -1;
+    const uint64_t *map = D_HDR(d)->pool.binmap;
     for (uint32_t b = bin_of(n); b < POOL_BINS; b++) {
+        uint64_t bits = map[b / 64] >> (b % 64);
+        if (bits == 0) {
+            b = (b / 64 + 1) * 64 - 1; /* nothing more in this word */
+            continue;
+        }
+        b += (uint32_t)__builtin_ctzll(bits);
+        if (b >= POOL_BINS)
+            break;
         uint32_t x = bins[b];
         for (int k = 0; x != 0 && k < BIN_SCAN; k++) {
             if (x > np)
@@ -301,7 +330,7 @@ static int64_t run_take(exipc_domain_t *d, uint64_t n, bool top)
     uint64_t p = (uint64_t)found;
     struct page_desc *r = PG(d, p);
     uint64_t len = r->npages;
-    if (r->kind != PG_FREE || len < n || len > np - p || list_unlink(d, &bins[bin_of(len)], p) != 0)
+    if (r->kind != PG_FREE || len < n || len > np - p || bin_unlink(d, bin_of(len), p) != 0)
         return -EPROTO;
     if (len > n && top) {
         /* Slabs from the top of a run, large blocks from its bottom: the
@@ -333,7 +362,6 @@ static int64_t run_take(exipc_domain_t *d, uint64_t n, bool top)
 static int run_free(exipc_domain_t *d, uint64_t p)
 {
     uint64_t np = d->L.npages;
-    uint32_t *bins = D_HDR(d)->pool.bin;
     struct page_desc *r = PG(d, p);
     uint64_t n = r->npages;
     if (n == 0 || n > np - p)
@@ -343,7 +371,7 @@ static int run_free(exipc_domain_t *d, uint64_t p)
         struct page_desc *rq = PG(d, q);
         uint64_t nq = rq->npages;
         if (rq->kind == PG_FREE && rq->head == q && nq != 0 && nq <= np - q) {
-            if (list_unlink(d, &bins[bin_of(nq)], q) != 0)
+            if (bin_unlink(d, bin_of(nq), q) != 0)
                 return -EPROTO;
             KILL_POINT("heap.coalesce");
             n += nq;
@@ -356,7 +384,7 @@ static int run_free(exipc_domain_t *d, uint64_t p)
             struct page_desc *rl = PG(d, l);
             uint64_t nl = rl->npages;
             if (rl->kind == PG_FREE && rl->head == l && l + nl == p) {
-                if (list_unlink(d, &bins[bin_of(nl)], l) != 0)
+                if (bin_unlink(d, bin_of(nl), l) != 0)
                     return -EPROTO;
                 KILL_POINT("heap.coalesce");
                 rl->npages = (uint32_t)(nl + n);
@@ -503,6 +531,7 @@ static void pool_rebuild(exipc_domain_t *d)
     struct block_meta *m = D_META(d);
     uint64_t np = d->L.npages;
     memset(h->pool.bin, 0, sizeof h->pool.bin);
+    memset(h->pool.binmap, 0, sizeof h->pool.binmap);
     memset(h->pool.partial, 0, sizeof h->pool.partial);
     uint64_t fstart = 0, flen = 0;
     for (uint64_t p = 0; p < np;) {
