@@ -275,6 +275,32 @@ func (d Domain) Stat() (Stat, int) {
 	}, rc
 }
 
+// ClassStat mirrors struct exipc_class_stat.
+type ClassStat struct{ Size, BlocksUsed, BlocksFree, Slabs uint64 }
+
+// HeapStat mirrors struct exipc_heap_stat (only the classes in use).
+type HeapStat struct {
+	PageSize, PagesTotal, PagesFree, LargestFreeRun, LargestBlock uint64
+	NClasses                                                      uint32
+	Classes                                                       [C.EXIPC_MAX_CLASSES]ClassStat
+}
+
+// HeapStat calls exipc_heap_stat.
+func (d Domain) HeapStat() (HeapStat, int) {
+	var st C.struct_exipc_heap_stat
+	rc := int(C.exipc_heap_stat(d.p, &st))
+	h := HeapStat{
+		PageSize: uint64(st.page_size), PagesTotal: uint64(st.pages_total), PagesFree: uint64(st.pages_free),
+		LargestFreeRun: uint64(st.largest_free_run), LargestBlock: uint64(st.largest_block),
+		NClasses: uint32(st.nclasses),
+	}
+	for i := 0; i < int(h.NClasses) && i < len(h.Classes); i++ {
+		c := &st.cls[i]
+		h.Classes[i] = ClassStat{uint64(c.size), uint64(c.blocks_used), uint64(c.blocks_free), uint64(c.slabs)}
+	}
+	return h, rc
+}
+
 // IsZero reports whether l is no listener.
 func (l Listener) IsZero() bool { return l.p == nil }
 
