@@ -89,7 +89,7 @@ func TestHeapGivesMemoryBack(t *testing.T) {
 
 func TestOptionsNameTheOption(t *testing.T) {
 	for _, c := range []struct {
-		o    Options
+		o    exipc.Options
 		want string
 	}{
 		{exipc.Options{Size: 1 << 20, MaxBlock: 2 << 20}, "MaxBlock"},
