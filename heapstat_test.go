@@ -111,3 +111,32 @@ func TestOptionsNameTheOption(t *testing.T) {
 		}
 	}
 }
+
+// Alloc's slice is the block Bytes gives back, for blocks of every kind: a
+// slab of many pages (80 B blocks spread over five pages), the biggest
+// classes, large runs.
+func TestAllocSliceIsTheBlock(t *testing.T) {
+	d, _ := openDomain(t, nil)
+	for _, size := range []int{80, 100, 5000, 16384, 16385, 1 << 20} {
+		var hs []exipc.Handle
+		for i := 0; i < 300; i++ {
+			h, b, err := d.Alloc(size)
+			if err != nil {
+				t.Fatalf("Alloc(%d) #%d: %v", size, i, err)
+			}
+			got, err := d.Bytes(h)
+			if err != nil || &got[0] != &b[0] || len(got) != size {
+				t.Fatalf("Alloc(%d) #%d: slice at %p, Bytes at %p (%v)", size, i, &b[0], &got[0], err)
+			}
+			b[0], b[size-1] = byte(i), byte(i>>8)
+			hs = append(hs, h)
+		}
+		for i, h := range hs {
+			b, _ := d.Bytes(h)
+			if b[0] != byte(i) || b[size-1] != byte(i>>8) {
+				t.Fatalf("size %d: block %d was overwritten", size, i)
+			}
+			d.Free(h)
+		}
+	}
+}

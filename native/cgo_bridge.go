@@ -55,11 +55,9 @@ package native
 
 // Alloc and the block's address in one crossing (a cgo call costs ~25 ns):
 // the block was just taken by this process, so its address needs no
-// second validation.
+// second validation of its owner (heap.c).
 static int exipc_go_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *h, void **p) {
-    int rc = exipc_alloc(d, size, h);
-    *p = rc == 0 ? (void *)(D_ARENA(d) + (uint64_t)(uint32_t)*h * GRANULE) : NULL;
-    return rc;
+    return heap_alloc_ptr(d, size, h, p);
 }
 
 // The Go poller reaps on a timer: it must not wait for a reap another

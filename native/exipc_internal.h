@@ -385,6 +385,7 @@ uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id)
 uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg);
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
 void heap_cache_flush(exipc_domain_t *d); /* returns this process's cached blocks */
+int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p); /* exipc_alloc + the address */
 
 /* ring.c */
 void ring_reset(exipc_domain_t *d, uint32_t chan);

@@ -789,14 +789,31 @@ int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
     if (rc < 0)
         return rc;
     if (rc > 1) {
+        /* Into the cache, as far as it has room (another thread of ours may
+         * have filled it meanwhile); the rest goes back. */
+        int i = 1;
         cache_lock(d);
-        for (int i = 1; i < rc; i++)
+        for (uint32_t cap = cache_cap(c); i < rc && d->cache[c].n < cap; i++)
             d->cache[c].g[d->cache[c].n++] = refill[i];
         cache_unlock(d);
+        if (i < rc)
+            cache_return(d, refill + i, (uint32_t)(rc - i));
     }
     uint32_t gen = (uint32_t)(ATOM_LOAD_RELAXED(&D_META(d)[e].word) >> 32);
     *out = ((uint64_t)gen << 32) | e;
     return 0;
+}
+
+/* exipc_alloc, and the block's address: the block was just taken by this
+ * process, so only its place is looked up, not its owner. */
+int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p)
+{
+    int rc = exipc_alloc(d, size, out);
+    struct blk b;
+    if (rc == 0 && block_find(d, (uint32_t)*out, &b) != 0)
+        rc = -EPROTO; /* the page table changed under a live block: scribbled */
+    *p = rc == 0 ? (void *)(D_ARENA(d) + b.off) : NULL;
+    return rc;
 }
 
 void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
