@@ -365,7 +365,7 @@ BENCH_FLAGS ?=
 BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
-bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench
+bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/heapmix $(BENCH_DIR)/exipcbench
 	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
 
 bench-list: $(BENCH_DIR)/exipcbench

@@ -257,6 +257,7 @@ func buildCells() []*cell {
 		}
 		add(c)
 	}
+	heapmixCells(add) // heapmix.go
 	return cells
 }
 
