@@ -82,7 +82,7 @@ type Options struct {
 	MaxChans     uint32 // channels (and services)
 	RingCapacity uint32 // handles per ring, a power of two
 	Mode         uint32 // file mode of a new domain
-	MaxBlock     uint32 // largest block, a power of two
+	MaxBlock     uint32 // largest block exipc_alloc gives (0: half the arena)
 	WaitPolicy   uint32 // WaitAdaptive, WaitSpin or WaitPark (this process's choice)
 }
 
