@@ -27,6 +27,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "exipc_internal.h"
@@ -198,7 +199,15 @@ static int pool_lock(exipc_domain_t *d)
                 deadline = now + POOL_LOCK_TIMEOUT_NS;
             else if (now > deadline)
                 return -EPROTO;
-            sched_yield();
+            /* Yield first; past a few rounds the holder is likely off its
+             * CPU (more runnable threads than CPUs): sleep a little, so the
+             * spinners do not keep it from running. */
+            if (i < 128 * 8) {
+                sched_yield();
+            } else {
+                struct timespec ts = {0, 20000};
+                nanosleep(&ts, NULL);
+            }
         } else {
             cpu_relax();
         }
