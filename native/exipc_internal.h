@@ -321,6 +321,9 @@ struct exipc_domain {
      * stay off the shared free-list heads while a process both allocates
      * and frees. Blocks here are OWN_CACHED(slot) in the segment. */
     uint32_t cache_lock;      /* spinlock (atomic), uncontended in practice */
+    uint32_t pool_held;       /* threads of this handle holding or taking the pool lock (atomic) */
+    uint64_t pool_stuck;      /* pool lock word that outlasted the timeout (atomic) ... */
+    int64_t pool_stuck_until; /* ... and until when calls meeting it fail at once (atomic) */
     struct {
         uint32_t n;
         uint32_t g[HEAP_CACHE_MAX];

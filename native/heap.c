@@ -171,20 +171,33 @@ static bool holder_dead(exipc_domain_t *d, uint64_t w)
 }
 
 /* Takes the pool lock. 0, or -EPROTO if a live holder kept it over the
- * timeout. A dead holder's lock is taken over and the pool rebuilt. */
+ * timeout (and then, for a second, at once for as long as the same word
+ * stays there: a stuck or forged holder costs one wait, not one per call).
+ * A dead holder's lock is taken over and the pool rebuilt; so is a word
+ * naming this very handle while none of its threads holds or takes it. */
 static int pool_lock(exipc_domain_t *d)
 {
     uint64_t *lk = &D_HDR(d)->pool.lock;
     uint64_t me = lock_me(d);
     int64_t deadline = 0;
+    ATOM_FETCH_ADD(&d->pool_held, 1u); /* before the CAS: a thread of ours that sees `me` sees this */
     for (uint32_t i = 1;; i++) {
         uint64_t old = 0;
         if (ATOM_CAS(lk, &old, me)) /* P1 -> P1': pool state before the next holder */
             return 0;
-        if (old == me) {
-            /* Held in our name: another thread of ours (spin on), or a
-             * process that had our slot and generation, which cannot be. */
-        } else if ((i & 127) == 0 && holder_dead(d, old)) {
+        if (i == 1 && old == ATOM_LOAD_RELAXED(&d->pool_stuck) && now_ns() < ATOM_LOAD_RELAXED(&d->pool_stuck_until) &&
+            !holder_dead(d, old)) {
+            ATOM_FETCH_ADD(&d->pool_held, (uint32_t)-1);
+            return -EPROTO;
+        }
+        bool dead = false;
+        if ((i & 127) == 0) {
+            if (old == me) /* ours: another thread of this handle, unless none holds it */
+                dead = ATOM_LOAD_SEQCST(&d->pool_held) == 1;
+            else
+                dead = holder_dead(d, old);
+        }
+        if (dead) {
             if (ATOM_CAS(lk, &old, me)) { /* P1 -> P1': pool state before the next holder */
                 KILL_POINT("heap.takeover");
                 ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
@@ -195,10 +208,14 @@ static int pool_lock(exipc_domain_t *d)
         }
         if ((i & 127) == 0) {
             int64_t now = now_ns();
-            if (deadline == 0)
+            if (deadline == 0) {
                 deadline = now + POOL_LOCK_TIMEOUT_NS;
-            else if (now > deadline)
+            } else if (now > deadline) {
+                ATOM_STORE_RELAXED(&d->pool_stuck, old);
+                ATOM_STORE_RELAXED(&d->pool_stuck_until, now + POOL_LOCK_TIMEOUT_NS / 2);
+                ATOM_FETCH_ADD(&d->pool_held, (uint32_t)-1);
                 return -EPROTO;
+            }
             /* Yield first; past a few rounds the holder is likely off its
              * CPU (more runnable threads than CPUs): sleep a little, so the
              * spinners do not keep it from running. */
@@ -217,6 +234,7 @@ static int pool_lock(exipc_domain_t *d)
 static void pool_unlock(exipc_domain_t *d)
 {
     ATOM_STORE_RELEASE(&D_HDR(d)->pool.lock, 0ull); /* P1 -> P1': pool state before the next holder */
+    ATOM_FETCH_ADD(&d->pool_held, (uint32_t)-1);
 }
 
 /* ---- free runs (locked) ------------------------------------------------- */

@@ -458,6 +458,65 @@ static void test_kill_points(void)
     }
 }
 
+/* ---- forged pool-lock words ---------------------------------------------------- */
+
+static int sit(exipc_domain_t *d, long fd)
+{
+    uint32_t id[2] = {d->slot, d->slot_gen};
+    if (write((int)fd, id, sizeof id) != (ssize_t)sizeof id)
+        return 50;
+    pause();
+    return 0;
+}
+
+static void test_forged_lock(void)
+{
+    exipc_domain_t *d = NULL;
+    CHECK_RC(exipc_open(dom, NULL, &d), 0);
+    if (d == NULL)
+        return;
+    uint64_t *lk = &D_HDR(d)->pool.lock;
+    exipc_handle_t h;
+    /* A word naming this very handle while none of its threads holds it:
+     * taken over (and the pool rebuilt) without waiting for the timeout. */
+    uint64_t rebuilds = D_HDR(d)->pool.rebuilds;
+    *lk = ((uint64_t)d->slot_gen << 32) | (d->slot + 1);
+    CHECK_RC(exipc_alloc(d, 20000, &h), 0);
+    CHECK_RC(exipc_free(d, h), 0);
+    CHECK(*lk == 0 && D_HDR(d)->pool.rebuilds == rebuilds + 1);
+    /* Garbage (a slot out of range): taken over too. */
+    *lk = 0xdeadbeefdeadbeefull;
+    CHECK_RC(exipc_alloc(d, 20000, &h), 0);
+    CHECK_RC(exipc_free(d, h), 0);
+    /* A word naming another live process: -EPROTO after the timeout, then
+     * at once while it stays; once that process is dead, taken over. */
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        exipc_domain_t *c = NULL;
+        if (exipc_open(dom, NULL, &c) != 0)
+            _exit(90);
+        _exit(sit(c, pfd[1]));
+    }
+    uint32_t id[2] = {0, 0};
+    CHECK(read(pfd[0], id, sizeof id) == (ssize_t)sizeof id);
+    close(pfd[0]);
+    close(pfd[1]);
+    *lk = ((uint64_t)id[1] << 32) | (id[0] + 1);
+    CHECK_RC(exipc_alloc(d, 20000, &h), -EPROTO);
+    CHECK_RC(exipc_alloc(d, 20000, &h), -EPROTO);
+    CHECK(*lk == (((uint64_t)id[1] << 32) | (id[0] + 1))); /* nothing taken from a live holder */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK_RC(exipc_alloc(d, 20000, &h), 0);
+    CHECK_RC(exipc_free(d, h), 0);
+    CHECK(exipc_reap(d) == 1);
+    check_empty(d, "forged pool-lock words");
+    exipc_close(d);
+}
+
 /* ---- a read-only view ------------------------------------------------------------ */
 
 static void test_stat_readonly(void)
@@ -515,6 +574,7 @@ int main(int argc, char **argv)
     test_random_mix();
     test_hog();
     test_kill_points();
+    test_forged_lock();
     test_stat_readonly();
     check_empty(d, "everything");
     exipc_close(d);
