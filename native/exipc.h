@@ -170,7 +170,8 @@ EXIPC_API int exipc_chan_close(exipc_chan_t *c);
  * max_block: no block this large can ever be given), -ENOMEM (it could fit
  * but does not now; this process's own cache of free blocks was returned
  * first), -EPROTO (shared state failed a check, or the heap's page pool was
- * held over 2 s by a live process). Thread-safe. Blocks of up to 4 KiB come
+ * held over 2 s by a live process; while that same holder stays, for a
+ * second, at once). Thread-safe. Blocks of up to 4 KiB come
  * from a per-process cache without a lock; a refill, a larger block or a
  * full cache takes the pool's lock briefly (a CAS; a holder that died is
  * taken over and the pool rebuilt). */
