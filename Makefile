@@ -385,7 +385,7 @@ BENCH_FLAGS ?=
 BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
-bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/exipcbench $(BENCH_DIR)/bridgebench $(BRIDGE_BIN) ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
+bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/heapmix $(BENCH_DIR)/exipcbench $(BENCH_DIR)/bridgebench $(BRIDGE_BIN) ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
 	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
 	@$(BENCH_DIR)/bridgebench -bridge $(BRIDGE_BIN) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BRIDGE_BENCH_FLAGS)
 
@@ -399,6 +399,11 @@ $(BENCH_DIR)/cbench: bench/c/cbench.c $(OBJ_norm) $(BUILD)/obj/.flags
 	@mkdir -p $(@D)
 	$(CC) $(FLAGS_norm) -MMD -MP -MF $@.d -o $@ $< $(OBJ_norm) $(LDLIBS)
 -include $(wildcard $(BENCH_DIR)/*.d)
+
+# The heap under a random size mix, beside glibc malloc (bench/c/heapmix.c).
+$(BENCH_DIR)/heapmix: bench/c/heapmix.c $(OBJ_norm) $(BUILD)/obj/.flags
+	@mkdir -p $(@D)
+	$(CC) $(FLAGS_norm) -MMD -MP -MF $@.d -o $@ $< $(OBJ_norm) $(LDLIBS)
 
 # go build knows what is stale (the library's C and Go included): always ask it.
 # -mod=mod: a dependency the library gains reaches bench/go.sum by itself.

@@ -1,7 +1,8 @@
 // Package exipc is shared-memory interprocess communication for Linux.
 //
 // Processes that open the same Domain map one POSIX shared-memory segment
-// (/dev/shm/exipc.NAME) holding a slab heap and pairs of lock-free handle
+// (/dev/shm/exipc.NAME) holding a heap (a pool of pages, cut into slabs of
+// size classes and large blocks) and pairs of lock-free handle
 // rings. A sender allocates a block of the shared heap, writes its message
 // into it in place and sends only the block's 64-bit Handle on a Chan; the
 // receiver gets the Handle and reads the same block in place. Nothing is

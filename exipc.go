@@ -30,7 +30,7 @@ type Options struct {
 	MaxChans     uint32 // channels and services (default 256)
 	RingCapacity uint32 // handles per ring, a power of two (default 256)
 	Mode         uint32 // file mode of a new domain (default 0600)
-	MaxBlock     uint32 // largest block, a power of two (default 1 MiB)
+	MaxBlock     uint32 // largest block Alloc gives, 64 B..Size (default half the arena; 0 = default)
 	// WaitPolicy is how this process's blocking receives and accepts wait
 	// (this process's choice, not the domain's): WaitAdaptive (default) spins
 	// about 20 µs, then parks, with at most GOMAXPROCS-1 goroutines of the
@@ -93,6 +93,9 @@ type Chan struct{ e *ring.End }
 // anything else, or a RingCapacity that is not a power of two, gives
 // ErrInvalid.
 func Open(name string, opts *Options) (*Domain, error) {
+	if err := checkOptions(name, opts); err != nil {
+		return nil, err
+	}
 	d, err := bind.Open(name, (*native.Options)(opts))
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
@@ -164,11 +167,15 @@ func (d *Domain) Connect(ctx context.Context, service string) (*Chan, error) {
 // Alloc allocates a block of size bytes and returns its handle and the block
 // itself: a slice of shared memory, exactly size bytes long, to be filled in
 // place. The block belongs to this process until it is sent or freed.
-// Errors: ErrInvalid (size 0 or above the domain's largest block),
-// ErrHeapFull.
+// Errors: ErrInvalid (size 0), ErrTooLarge (above the domain's largest
+// block, Options.MaxBlock: the error names both), ErrHeapFull (it could fit,
+// but not now: the bare sentinel, cheap to retry on).
 func (d *Domain) Alloc(size int) (Handle, []byte, error) {
 	h, b, err := d.d.Alloc(size)
-	return Handle(h), b, err
+	if err != nil {
+		return 0, nil, d.allocError(size, err)
+	}
+	return Handle(h), b, nil
 }
 
 // Bytes returns the block h, which this process owns (it allocated or

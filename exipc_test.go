@@ -50,7 +50,8 @@ func TestBadOptions(t *testing.T) {
 		{RingCapacity: 3},
 		{RingCapacity: 100},
 		{RingCapacity: 1 << 17},
-		{MaxBlock: 1000},
+		{MaxBlock: 10},                     // below the smallest block
+		{Size: 1 << 20, MaxBlock: 2 << 20}, // above the arena
 	} {
 		name := uniqueName("badopt")
 		d, err := exipc.Open(name, &o)
@@ -267,10 +268,13 @@ func TestHandles(t *testing.T) {
 
 func TestAllocSizes(t *testing.T) {
 	d, _ := openDomain(t, &exipc.Options{Size: 4 << 20, MaxBlock: 64 << 10})
-	for _, n := range []int{0, -1, 64<<10 + 1} {
+	for _, n := range []int{0, -1} {
 		if _, _, err := d.Alloc(n); !errors.Is(err, exipc.ErrInvalid) {
 			t.Errorf("Alloc(%d) = %v, want ErrInvalid", n, err)
 		}
+	}
+	if _, _, err := d.Alloc(64<<10 + 1); !errors.Is(err, exipc.ErrTooLarge) {
+		t.Errorf("Alloc(MaxBlock+1) = %v, want ErrTooLarge", err)
 	}
 	for _, n := range []int{1, 63, 64, 65, 1000, 4096, 64 << 10} {
 		h, b, err := d.Alloc(n)

@@ -116,7 +116,7 @@ func heapSpans(L native.Layout) []span {
 	return []span{
 		{"hdr.slabs_carved", L.HdrSlabsCarved, 8, 8},
 		{"hdr.freelist", L.HdrFreelist, L.NClasses * L.HdrFreelistStride, 8},
-		{"slab_class", L.OffSlabs, L.NSlabs * 4, 4},
+		{"page_table", L.OffSlabs, L.NSlabs * 32, 4}, // 32-byte page descriptors
 		{"block_meta", L.OffMeta, L.NGranules * L.MetaSize, 8},
 		{"block_meta.word", L.OffMeta, L.NGranules * L.MetaSize, 8}, // twice as likely
 		{"arena", L.OffArena, L.ArenaSize, 8},

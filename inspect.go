@@ -90,22 +90,6 @@ type ChanInfo struct {
 	End                                      [2]ChanEndInfo
 }
 
-// ClassStat is one size class of the heap.
-type ClassStat struct {
-	Size       uint64 // block size, bytes
-	BlocksUsed uint64 // owned or in flight
-	BlocksFree uint64 // free (shared lists and local caches)
-	Slabs      uint64 // slabs carved for the class
-}
-
-// HeapStat is the heap as a whole and by size class.
-type HeapStat struct {
-	PageSize, PagesTotal, PagesFree uint64 // slabs (pages) of the arena
-	LargestFreeRun                  uint64 // pages
-	LargestBlock                    uint64 // bytes an allocation could get now
-	Classes                         []ClassStat
-}
-
 // Inspect opens the domain NAME read-only. An absent domain gives an error
 // matching fs.ErrNotExist, one that may not be read fs.ErrPermission, a file
 // that is not a domain ErrCorrupt, another layout ErrIncompatible.
@@ -211,9 +195,5 @@ func (i *Inspector) Chans() ([]ChanInfo, error) {
 func (i *Inspector) Heap() (HeapStat, error) {
 	var h native.HeapStat
 	err := i.do("inspect heap", func() (rc int) { h, rc = i.in.Heap(); return })
-	out := HeapStat{h.PageSize, h.PagesTotal, h.PagesFree, h.LargestFreeRun, h.LargestBlock, nil}
-	for _, c := range h.Classes {
-		out.Classes = append(out.Classes, ClassStat(c))
-	}
-	return out, err
+	return heapStat(h), err
 }

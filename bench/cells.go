@@ -306,6 +306,7 @@ func buildCells() []*cell {
 		add(c)
 	}
 	cells = append(cells, connCells()...) // bench/conn.go: gRPC and HTTP over exipc, unix, tcp
+	heapmixCells(add)                     // heapmix.go
 	return cells
 }
 

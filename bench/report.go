@@ -256,6 +256,8 @@ func fmtValue(v float64, unit string) string {
 			return fmt.Sprintf("%.2f µs", v/1e3)
 		}
 		return fmt.Sprintf("%.0f ns", v)
+	case "%":
+		return fmt.Sprintf("%.1f %%", v)
 	case "B/s":
 		switch {
 		case v >= 1e9:

@@ -216,6 +216,19 @@ func (d *Domain) Stat() (native.Stat, error) {
 	return st, nil
 }
 
+// HeapStat calls exipc_heap_stat.
+func (d *Domain) HeapStat() (native.HeapStat, error) {
+	if !d.g.Enter() {
+		return native.HeapStat{}, native.WrapErr("heapstat", d.name, native.ErrClosed)
+	}
+	st, rc := d.nd.HeapStat()
+	d.g.Leave()
+	if rc < 0 {
+		return native.HeapStat{}, native.Wrap("heapstat", d.name, rc, nil, nil)
+	}
+	return st, nil
+}
+
 // Listener listens on one service of a domain.
 type Listener struct {
 	g        guard.Guard

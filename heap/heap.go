@@ -34,7 +34,9 @@ func (hp *Heap) Name() string { return hp.name }
 
 // Alloc allocates a block of size bytes owned by this process and returns
 // its handle and the block itself, a slice of shared memory of exactly size
-// bytes. Errors: native.ErrInvalid (size out of range), native.ErrClosed,
+// bytes. Errors: native.ErrInvalid (size 0 or less), native.ErrClosed,
+// syscall.EMSGSIZE wrapped (above the largest block; package exipc names the
+// limit),
 // and the bare native.ErrHeapFull (no allocation: callers retry on it, as
 // they do on a full ring).
 func (hp *Heap) Alloc(size int) (uint64, []byte, error) {

@@ -29,6 +29,8 @@ package native
 #cgo nocallback go_arena
 #cgo noescape go_alloc
 #cgo nocallback go_alloc
+#cgo noescape go_alloc_ptr
+#cgo nocallback go_alloc_ptr
 #cgo noescape go_ptr
 #cgo nocallback go_ptr
 #cgo noescape go_free
@@ -104,6 +106,13 @@ static int go_recv_batch_view(uintptr_t c, exipc_handle_t *hs, uint64_t *offs, s
         offs[i] = (uint64_t)((uint8_t *)ptrs[i] - D_ARENA(GO_C(c)->d));
     return rc;
 }
+static int go_alloc_ptr(uintptr_t d, size_t size, exipc_handle_t *h, uint64_t *off) {
+    void *p;
+    int rc = heap_alloc_ptr(GO_D(d), size, h, &p); // the block and its address (heap.c)
+    if (rc == 0)
+        *off = (uint64_t)((uint8_t *)p - D_ARENA(GO_D(d)));
+    return rc;
+}
 
 // The Go poller reaps on a timer where the kernel cannot tell it of deaths:
 // it must not wait for a reap another process has claimed (a stuck or
@@ -139,7 +148,7 @@ type Options struct {
 	MaxChans     uint32  // channels (and services)
 	RingCapacity uint32  // handles per ring, a power of two
 	Mode         uint32  // file mode of a new domain
-	MaxBlock     uint32  // largest block, a power of two
+	MaxBlock     uint32  // largest block exipc_alloc gives (0: half the arena)
 	WaitPolicy   uint32  // WaitAdaptive, WaitSpin or WaitPark (this process's choice)
 	AttachOnly   bool    // EXIPC_ATTACH_ONLY
 	TrustUID     *uint32 // EXIPC_TRUST_UID with this uid
@@ -334,13 +343,12 @@ func (d Domain) AllocBytes(size int) (uint64, []byte, int) {
 		return 0, nil, einval
 	}
 	var h C.exipc_handle_t
-	rc := int(C.go_alloc(d.u(), C.size_t(size), &h))
+	var off C.uint64_t
+	rc := int(C.go_alloc_ptr(d.u(), C.size_t(size), &h, &off))
 	if rc < 0 {
 		return 0, nil, rc
 	}
-	// The block was just taken by this process: its index needs no second
-	// check (GRANULE-sized units from the arena's start).
-	return uint64(h), d.block(C.uint64_t(uint64(uint32(h))*C.GRANULE), size), rc
+	return uint64(h), d.block(off, size), rc
 }
 
 // Bytes calls exipc_ptr and returns the block as a slice of shared memory
@@ -403,6 +411,28 @@ func (d Domain) Stat() (Stat, int) {
 		HeapBlocksUsed: uint64(st.heap_blocks_used),
 		ReapedProcs:    uint64(st.reaped_procs),
 	}, rc
+}
+
+// HeapStat calls exipc_heap_stat.
+func (d Domain) HeapStat() (HeapStat, int) {
+	var st C.struct_exipc_heap_stat
+	if rc := int(C.exipc_heap_stat(d.p, &st)); rc < 0 {
+		return HeapStat{}, rc
+	}
+	return heapStatFromC(&st), 0
+}
+
+// heapStatFromC copies a struct exipc_heap_stat, cutting cls to nclasses.
+func heapStatFromC(h *C.struct_exipc_heap_stat) HeapStat {
+	hs := HeapStat{uint64(h.page_size), uint64(h.pages_total), uint64(h.pages_free),
+		uint64(h.largest_free_run), uint64(h.largest_block), nil}
+	n := min(int(h.nclasses), len(h.cls))
+	hs.Classes = make([]ClassStat, 0, n)
+	for i := 0; i < n; i++ {
+		c := h.cls[i]
+		hs.Classes = append(hs.Classes, ClassStat{uint64(c.size), uint64(c.blocks_used), uint64(c.blocks_free), uint64(c.slabs)})
+	}
+	return hs
 }
 
 // IsZero reports whether l is no listener.
@@ -722,12 +752,5 @@ func (in Inspector) Heap() (HeapStat, int) {
 	if rc := int(C.exipc_inspect_heap(in.p, &h)); rc < 0 {
 		return HeapStat{}, rc
 	}
-	hs := HeapStat{uint64(h.page_size), uint64(h.pages_total), uint64(h.pages_free),
-		uint64(h.largest_free_run), uint64(h.largest_block), nil}
-	n := min(int(h.nclasses), len(h.cls))
-	for i := 0; i < n; i++ {
-		c := h.cls[i]
-		hs.Classes = append(hs.Classes, ClassStat{uint64(c.size), uint64(c.blocks_used), uint64(c.blocks_free), uint64(c.slabs)})
-	}
-	return hs, 0
+	return heapStatFromC(&h), 0
 }

@@ -12,7 +12,8 @@
  *   - Timeouts are nanoseconds: 0 = never block, negative = wait without limit.
  *   - Error values: -EAGAIN ring full / nothing to receive, -EPIPE peer dead or
  *     closed (after everything it sent was received), -ETIMEDOUT a wait ran
- *     out, -ENOMEM heap full, -EBADMSG bad handle, -EPROTO shared state failed
+ *     out, -ENOMEM heap full, -EMSGSIZE larger than any block the domain can
+ *     give, -EBADMSG bad handle, -EPROTO shared state failed
  *     a check, -ENOENT no such service, -EEXIST service taken, -EINVAL bad
  *     argument, -ENOTSUP segment of another layout, -ENOSPC no room in
  *     /dev/shm, -EMFILE a table (processes, services, channels) is full,
@@ -55,7 +56,8 @@ struct exipc_options {
     uint32_t max_chans;     /* channels (and services); default 256, max 65536 */
     uint32_t ring_capacity; /* handles per ring, power of two 2..65536; default 256 */
     uint32_t mode;          /* file mode of a new domain; default 0600; only 0600/0660/0666-style bits */
-    uint32_t max_block;     /* largest block, power of two 64 B..64 MiB; default 1 MiB */
+    uint32_t max_block;     /* largest block exipc_alloc gives, 64 B..min(size, 2 GiB); default half the
+                             * arena (16 MiB at the default size). Larger asks get -EMSGSIZE */
     uint32_t wait_policy;   /* EXIPC_WAIT_*: how this process's receives wait; default adaptive */
     uint32_t flags;         /* EXIPC_ATTACH_ONLY, EXIPC_TRUST_UID, EXIPC_TRUST_GID, EXIPC_TRUST_ANY */
     uint32_t trust_uid;     /* with EXIPC_TRUST_UID: a domain owned by this uid is accepted too */
@@ -105,6 +107,30 @@ struct exipc_stat {
     uint64_t heap_bytes_used;  /* bytes of blocks not free (whole size classes) */
     uint64_t heap_blocks_used; /* blocks not free: owned or in flight */
     uint64_t reaped_procs;     /* dead processes cleaned so far (cumulative) */
+};
+
+/* Per-class and page-pool figures of a domain's heap (see exipc_heap_stat).
+ * The heap is a pool of pages: slabs of 1-7 pages serve one size class
+ * each (64 B to 16 KiB, four classes per doubling, so a block wastes at most
+ * a quarter of its size), and larger blocks are runs of pages of their own.
+ * An empty slab goes back to the pool at once, and free runs coalesce. */
+#define EXIPC_MAX_CLASSES 64 /* entries of exipc_heap_stat.cls; nclasses are used */
+struct exipc_class_stat {
+    uint64_t size;        /* block size of the class, bytes; in the last entry, max_block (large blocks) */
+    uint64_t blocks_used; /* blocks owned or in flight */
+    uint64_t blocks_free; /* blocks free in the class's slabs, in process caches included */
+    uint64_t slabs;       /* slabs of the class; in the last entry, the pages of large blocks */
+};
+struct exipc_heap_stat {
+    uint64_t page_size;        /* bytes of one page of the pool */
+    uint64_t pages_total;      /* pages of the arena */
+    uint64_t pages_free;       /* pages in free runs (not in any slab or large block) */
+    uint64_t largest_free_run; /* bytes of the longest free run: the largest block that fits now */
+    uint64_t largest_block;    /* bytes: the largest block the domain can ever give (max_block);
+                                * larger asks get -EMSGSIZE */
+    uint32_t nclasses;         /* entries used in cls: the slab classes, then one for large blocks */
+    uint32_t _pad;
+    struct exipc_class_stat cls[EXIPC_MAX_CLASSES];
 };
 
 /* ---- domains ---------------------------------------------------------- */
@@ -175,8 +201,16 @@ EXIPC_API int exipc_chan_close(exipc_chan_t *c);
 /* ---- heap ------------------------------------------------------------- */
 
 /* exipc_alloc allocates a block of at least SIZE bytes (1..max_block), owned
- * by the calling process. Errors: -EINVAL (size), -ENOMEM (no free block of
- * that class), -EPROTO. Thread-safe, lock-free. */
+ * by the calling process. Blocks are 16-byte aligned (64-byte from 256 B up).
+ * Returns 0 and sets *out. Errors: -EINVAL (size 0), -EMSGSIZE (size above
+ * max_block: no block this large can ever be given), -ENOMEM (it could fit
+ * but does not now; this process's own cache of free blocks was returned
+ * first), -EPROTO (shared state failed a check, or the heap's page pool was
+ * held over 2 s by a live process; while that same holder stays, for a
+ * second, at once). Thread-safe. Blocks of up to 4 KiB come
+ * from a per-process cache without a lock; a refill, a larger block or a
+ * full cache takes the pool's lock briefly (a CAS; a holder that died is
+ * taken over and the pool rebuilt). */
 EXIPC_API int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out);
 
 /* exipc_ptr returns the block's address in this process and, if len is not
@@ -184,9 +218,10 @@ EXIPC_API int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out);
  * owned by this process (0, forged, freed, stale, in flight). Thread-safe. */
 EXIPC_API void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len);
 
-/* exipc_free returns a block owned by this process to the heap. Errors:
- * -EBADMSG (not a live block owned by this process: double free, stale,
- * forged, in flight). Thread-safe, lock-free. */
+/* exipc_free returns a block owned by this process to the heap. Returns 0.
+ * Errors: -EBADMSG (not a live block owned by this process: double free,
+ * stale, forged, in flight), -EPROTO. Thread-safe; blocks of up to 4 KiB go
+ * to the process's cache without a lock (as exipc_alloc). */
 EXIPC_API int exipc_free(exipc_domain_t *d, exipc_handle_t h);
 
 /* ---- data plane ------------------------------------------------------- */
@@ -277,39 +312,19 @@ EXIPC_API int exipc_reap(exipc_domain_t *d);
 /* exipc_stat fills *st with domain-wide counters. Returns 0. Thread-safe. */
 EXIPC_API int exipc_stat(exipc_domain_t *d, struct exipc_stat *st);
 
+/* exipc_heap_stat fills *st with the heap's page-pool and per-class figures.
+ * It only reads the segment (no lock, no write: it works on a read-only
+ * mapping), with bounded loops; figures read while others allocate are a
+ * snapshot that may be slightly off, and exact when the heap is quiet.
+ * Returns 0. Errors: -EINVAL (NULL), -EBADF (forked child), -EPROTO (the
+ * page table fails its checks). Thread-safe. */
+EXIPC_API int exipc_heap_stat(exipc_domain_t *d, struct exipc_heap_stat *st);
+
 /* exipc_strerror describes an exipc return value (negative errno): every code
  * an exipc call returns has its own text; an errno passed through from a
  * system call gets the C library's text. Go's error texts come from the same
  * table. Never returns NULL. Thread-safe. */
 EXIPC_API const char *exipc_strerror(int err);
-
-/* ---- heap figures --------------------------------------------------------- */
-
-/* Size classes a domain can have (64 B .. 64 MiB, doubling). */
-#define EXIPC_MAX_CLASSES 21
-
-/* One size class of the heap: block size in bytes, blocks owned or in
- * flight, blocks free (on the shared free list or in a process's local
- * cache), and slabs carved for the class. */
-struct exipc_class_stat {
-    uint64_t size, blocks_used, blocks_free, slabs;
-};
-
-/* The heap: page (slab) size and counts, the largest run of free pages, the
- * largest block an allocation could get now (bytes), and classes
- * cls[0..nclasses). */
-struct exipc_heap_stat {
-    uint64_t page_size, pages_total, pages_free, largest_free_run, largest_block;
-    uint32_t nclasses, _pad;
-    struct exipc_class_stat cls[EXIPC_MAX_CLASSES];
-};
-
-/* exipc_heap_stat fills *st from d's heap, reading only (it writes nothing
- * shared, so it also serves a read-only inspector's domain). Figures read
- * while others allocate are a snapshot that may be off by the blocks moving
- * at that instant. Returns 0. Errors: -EINVAL (NULL), -EBADF (forked
- * child). Thread-safe, lock-free. */
-EXIPC_API int exipc_heap_stat(exipc_domain_t *d, struct exipc_heap_stat *st);
 
 /* ---- inspection: read-only, without registering ---------------------------- */
 

@@ -6,14 +6,14 @@
  * from the header's parameters by layout_compute() in every process and never
  * trusted from shared memory):
  *
- *   struct seg_hdr                  header, CQM lock, heap heads
+ *   struct seg_hdr                  header, CQM lock, heap pool heads
  *   struct proc_slot[max_procs]     one line each
  *   struct service[max_chans]       two lines each
  *   struct chan[max_chans]          two lines each
  *   rings: 2 per channel            struct ring + capacity handles, each
  *   uint64_t ready[max_procs][w]    per-process ready bitmap (doorbells)
- *   uint32_t slab_class[nslabs]     size class of every carved slab
- *   struct block_meta[ngranules]    one per 64-byte granule of the arena
+ *   struct page_desc[npages]        one per 4 KiB page of the arena
+ *   struct block_meta[nmeta]        META_PER_PAGE per page of the arena
  *   arena                           the blocks (payload only, no metadata)
  *
  * Invariants (whole segment):
@@ -42,7 +42,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 4u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: proc_slot.pidns */
+#define EXIPC_LAYOUT_VERSION 5u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -52,21 +52,32 @@
 #define DEF_PROCS 64u
 #define DEF_CHANS 256u
 #define DEF_RING 256u
-#define DEF_MAX_BLOCK (1u << 20)
+#define DEF_MAX_BLOCK 0u /* 0: half the arena (capped at MAX_MAX_BLOCK) */
 #define MIN_ARENA (64ull << 10)
 #define MAX_ARENA (64ull << 30)
 #define MAX_PROCS 1024u
 #define MAX_CHANS 65536u
 #define MAX_RING 65536u
-#define MAX_MAX_BLOCK (64u << 20)
+#define MAX_MAX_BLOCK (1u << 31)
 
-#define GRANULE 64u            /* smallest block; unit of block indices */
+/* Heap geometry (heap.c). The arena is a pool of 4 KiB pages; a slab is a
+ * run of 1-7 pages serving one size class, a large block a run of pages
+ * of its own. Block metadata is a table of META_PER_PAGE entries per page: a
+ * block's index (the low half of its handle) is its slab's first page *
+ * META_PER_PAGE + its number in the slab. */
+#define HEAP_PAGE 4096u
+#define HEAP_PAGE_SHIFT 12
+#define META_PER_PAGE 64u      /* a page holds at most 64 blocks of the smallest class */
+#define GRANULE 64u            /* smallest block */
 #define GRANULE_SHIFT 6
-#define SLAB_SIZE (64u << 10)  /* carve unit; classes above use runs of slabs */
-#define MAX_CLASSES 21         /* 64 B .. 64 MiB */
-#define HEAP_CACHE_CLASSES 7   /* classes 64 B .. 4 KiB are cached per process */
-#define HEAP_CACHE_MAX 32      /* blocks per class in a process's cache */
-#define HEAP_CACHE_FLUSH 16    /* a full cache returns this many to the shared list at once */
+#define SLAB_PAGES_MAX 7u
+#define NSLAB_CLASSES 33       /* 64 B .. 16 KiB, four classes per doubling */
+#define SMALL_MAX 16384u       /* above: a large block (a run of pages) */
+#define POOL_BINS 132          /* free runs binned by length: 15 exact, then 4 per doubling */
+#define HEAP_CACHE_CLASSES 25  /* classes 64 B .. 4 KiB are cached per process */
+#define HEAP_CACHE_MAX 32      /* blocks per class in a process's cache (fewer for big classes) */
+#define HEAP_CACHE_FLUSH 16    /* a full cache returns half of itself at once */
+#define HEAP_CACHE_BYTES (64u << 10) /* a class's cache holds at most this many bytes */
 
 /* Byte of the domain file, far beyond its end, whose OFD write lock a process
  * holds while its slot is alive (slot i locks LIVENESS_BASE + i). */
@@ -90,8 +101,8 @@ struct seg_params {
     uint64_t total_size;
     uint64_t arena_size;
     uint32_t max_procs, max_chans, ring_capacity, max_block;
-    uint32_t slab_size, nclasses;
-    uint64_t nslabs, ngranules;
+    uint32_t page_size, nclasses;
+    uint64_t npages, nmeta;
     uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
     uint64_t off_slabs, off_meta, off_arena;
     uint64_t off_ready, ready_stride;
@@ -114,12 +125,18 @@ struct seg_hdr {
      * commit_slot1 == 0: none (a fresh segment is zeroed). */
     uint32_t commit_slot1, commit_gen;
     uint64_t commit_count;
-    /* Heap carving: bump index of the next uncarved slab (lock-free). */
-    alignas(EXIPC_CACHELINE) uint64_t slabs_carved;
-    /* One free-list head per class: {tag:32 | granule+1:32}. */
-    struct {
-        alignas(EXIPC_CACHELINE) uint64_t head;
-    } freelist[MAX_CLASSES];
+    /* The heap's page pool (heap.c). Changed only by the holder of `lock`,
+     * {slot gen:32 | slot+1:32} of the holding process (0 = free), taken by
+     * CAS. A locker that finds the holder dead (or the word garbage) takes
+     * the lock over and rebuilds everything below from the page table and
+     * the block words, which every step keeps valid. */
+    alignas(EXIPC_CACHELINE) struct {
+        uint64_t lock;     /* P1 -> P1': pool state before the next holder */
+        uint64_t rebuilds; /* times a locker rebuilt the pool after a dead holder or a failed check */
+        uint64_t binmap[(POOL_BINS + 63) / 64]; /* bit b: bin b may be non-empty (a hint) */
+        uint32_t bin[POOL_BINS];          /* free runs by length: first page + 1, 0 = empty */
+        uint32_t partial[NSLAB_CLASSES];  /* slabs with free blocks, per class: first page + 1 */
+    } pool;
     /* The CQM lock (see cqm.c): an OFD write lock on CQM_LOCK_BYTE of the
      * domain's file, which the kernel drops when its holder dies, and these
      * two words, on a line of their own. Not a pthread mutex: glibc trusts a
@@ -233,18 +250,41 @@ struct ring {
 #define OWN_ID(o) ((o) & ((1u << OWN_KIND_SHIFT) - 1))
 #define OWNER(kind, id) (((uint32_t)(kind) << OWN_KIND_SHIFT) | (uint32_t)(id))
 
-/* slab_class[s]: 0 = not carved; else class+1, with SLAB_CONT set on the
- * second and later slabs of a block larger than a slab. */
-#define SLAB_CONT 0x80000000u
+/* Page kinds, page_desc.kind of a run's first page. */
+#define PG_FREE 0u
+#define PG_LARGE 1u
+#define PG_SLAB 0x100u /* | class */
 
 /*
- * Invariants (one entry per 64-byte granule; only entries at block starts
- * are used):
+ * Invariants (one entry per page of the arena; all written under the pool
+ * lock, read anywhere but trusted nowhere):
+ *   - The arena is a chain of runs: page 0 starts one, and a run starting at
+ *     page p is followed by one starting at p + npages[p]. Every step of the
+ *     pool rewrites this chain with single stores that each leave a valid
+ *     chain, so a holder killed half-way leaves one the rebuild can walk.
+ *   - kind/npages: meaningful on a run's first page. head: the run's first
+ *     page, on the first and last page of every run (boundary tags, for
+ *     coalescing) and on every page of a slab (to find it from a block).
+ *   - next/prev: links (page + 1) in a free-run bin or a class's partial list.
+ *   - free1/used/nfree: slab's first free block (meta index + 1), blocks not
+ *     free, blocks on its free list. A slab whose used falls to 0 returns to
+ *     the pool at once.
+ */
+struct page_desc {
+    uint32_t kind, npages, head, next, prev, free1, used, nfree;
+};
+
+/*
+ * Invariants (one entry per block index; only entries that are block starts
+ * of a live slab or large run are used):
  *   - word = {gen:32 | owner:32}; changes only by CAS, so exactly one process
- *     wins a transition (free->owned, owned->in flight, in flight->owned,
- *     owned->free). gen is in 1..2^31-1 and grows on every free, so a handle
- *     {gen, granule} names one life of one block.
- *   - next: free-list link (granule+1, 0 = end), meaningful while free.
+ *     wins a transition (owned->in flight, in flight->owned, owned->cached,
+ *     cached->owned). Moves to or from free happen only under the pool lock
+ *     (and the reaper's sweeps, which also hold it). gen is in 1..2^31-1 and
+ *     grows on every free, so a handle {gen, index} names one life of one
+ *     block, whatever the page is later carved into.
+ *   - next: free-list link in its slab (meta index + 1, 0 = end), meaningful
+ *     while free.
  *   - len: bytes asked at alloc, meaningful while not free.
  */
 struct block_meta {
@@ -258,8 +298,8 @@ struct block_meta {
 struct layout {
     uint64_t total_size, arena_size;
     uint32_t max_procs, max_chans, ring_capacity, max_block;
-    uint32_t nclasses;
-    uint64_t nslabs, ngranules;
+    uint32_t nclasses;         /* slab classes in use (those not above max_block) */
+    uint64_t npages, nmeta;    /* arena pages; block metadata entries */
     uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
     uint64_t off_slabs, off_meta, off_arena;
     uint64_t off_ready, ready_stride; /* per-slot ready bitmaps */
@@ -322,6 +362,9 @@ struct exipc_domain {
      * stay off the shared free-list heads while a process both allocates
      * and frees. Blocks here are OWN_CACHED(slot) in the segment. */
     uint32_t cache_lock;      /* spinlock (atomic), uncontended in practice */
+    uint32_t pool_held;       /* threads of this handle holding or taking the pool lock (atomic) */
+    uint64_t pool_stuck;      /* pool lock word that outlasted the timeout (atomic) ... */
+    int64_t pool_stuck_until; /* ... and until when calls meeting it fail at once (atomic) */
     struct {
         uint32_t n;
         uint32_t g[HEAP_CACHE_MAX];
@@ -358,7 +401,7 @@ static inline uint64_t *D_READY(exipc_domain_t *d, uint32_t slot)
 {
     return (uint64_t *)(d->base + d->L.off_ready + (uint64_t)slot * d->L.ready_stride);
 }
-static inline uint32_t *D_SLABS(exipc_domain_t *d) { return (uint32_t *)(d->base + d->L.off_slabs); }
+static inline struct page_desc *D_PAGES(exipc_domain_t *d) { return (struct page_desc *)(d->base + d->L.off_slabs); }
 static inline struct block_meta *D_META(exipc_domain_t *d) { return (struct block_meta *)(d->base + d->L.off_meta); }
 static inline uint8_t *D_ARENA(exipc_domain_t *d) { return d->base + d->L.off_arena; }
 
@@ -412,6 +455,7 @@ int layout_compute(const struct exipc_options *o, struct layout *L);
 int layout_from_params(const struct seg_params *p, struct layout *L);
 
 /* heap.c */
+uint32_t heap_nclasses(uint32_t max_block); /* slab classes a domain with this max_block uses */
 void heap_init(exipc_domain_t *d);
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to);
 int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
@@ -420,6 +464,8 @@ uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owne
 void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes);
 void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees);
 void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots);
+void heap_cache_flush(exipc_domain_t *d); /* returns this process's cached blocks */
+int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p); /* exipc_alloc + the address */
 
 /* ring.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */

@@ -21,21 +21,27 @@
 /* Every offset is in bytes from the start of the segment (or of the struct
  * named in the field's prefix); every size in bytes. */
 struct exipc__layout {
-    uint64_t total_size, arena_size, nslabs, ngranules;
+    uint64_t total_size, arena_size;
+    uint64_t nslabs;    /* heap pages (4 KiB): entries of the page table at off_slabs */
+    uint64_t ngranules; /* block metadata entries at off_meta */
     uint64_t max_procs, max_chans, ring_capacity, max_block, nclasses;
     /* regions */
     uint64_t off_procs, off_services, off_chans, off_rings, ring_stride;
     uint64_t off_ready, ready_stride; /* per-process ready bitmaps (doorbells) */
     uint64_t off_slabs, off_meta, off_arena;
     /* struct seg_hdr */
-    uint64_t hdr_size, hdr_params_size, hdr_ready, hdr_counters, hdr_slabs_carved;
-    uint64_t hdr_freelist, hdr_freelist_stride, hdr_lock, hdr_lock_size;
+    uint64_t hdr_size, hdr_params_size, hdr_ready, hdr_counters;
+    uint64_t hdr_slabs_carved; /* the heap's page pool: lock, counters, bins, partial lists */
+    uint64_t hdr_freelist, hdr_freelist_stride; /* the pool's bins (uint32_t each) */
+    uint64_t hdr_lock, hdr_lock_size;
     /* table entries */
     uint64_t proc_size, svc_size, chan_size;
     /* struct ring */
     uint64_t ring_tail, ring_head, ring_sleeping, ring_slots;
     /* struct block_meta */
     uint64_t meta_size;
+    /* struct page_desc; the heap's page pool in struct seg_hdr */
+    uint64_t page_desc_size, hdr_pool_size;
 };
 
 /* Fills *out with the layout a domain created with options o (NULL =

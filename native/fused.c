@@ -15,13 +15,6 @@
 
 #include "exipc_internal.h"
 
-/* The address of a block this process has just allocated: exipc_alloc gave
- * it to us, so its index needs no second check. */
-static uint8_t *own_block(exipc_domain_t *d, exipc_handle_t h)
-{
-    return D_ARENA(d) + (uint64_t)(uint32_t)h * GRANULE;
-}
-
 int exipc_send_copy(exipc_chan_t *c, const void *a, size_t alen, const void *b, size_t blen,
                     exipc_handle_t *out)
 {
@@ -29,10 +22,11 @@ int exipc_send_copy(exipc_chan_t *c, const void *a, size_t alen, const void *b, 
         return -EINVAL;
     exipc_domain_t *d = c->d;
     exipc_handle_t h;
-    int rc = exipc_alloc(d, alen + blen, &h);
+    void *vp;
+    int rc = heap_alloc_ptr(d, alen + blen, &h, &vp); /* the block and its address (heap.c) */
     if (rc < 0)
         return rc;
-    uint8_t *p = own_block(d, h);
+    uint8_t *p = vp;
     if (alen != 0)
         memcpy(p, a, alen);
     if (blen != 0)
@@ -83,13 +77,12 @@ int exipc_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void *
         return -EINVAL;
     size_t k = 0;
     for (; k < n; k++) {
-        int rc = exipc_alloc(d, size, &hs[k]);
+        int rc = heap_alloc_ptr(d, size, &hs[k], &ptrs[k]);
         if (rc < 0) {
             if (k == 0)
                 return rc;
             break; /* a partial batch is a success */
         }
-        ptrs[k] = own_block(d, hs[k]);
     }
     return (int)k;
 }

@@ -1,261 +1,860 @@
 /*
- * heap.c — the slab heap: size classes, lock-free free lists, handles.
+ * heap.c — the heap: a page pool, slabs of size classes carved from it,
+ * large blocks as runs of pages, per-process caches, handles.
  *
  * Invariants:
- *   - The arena is cut into 64 KiB slabs, carved in order by a bump index
- *     (hdr.slabs_carved, CAS). A carved slab serves one size class for the
- *     life of the domain; classes above 64 KiB take a run of slabs per block,
- *     the run's later slabs marked SLAB_CONT. slab_class[] is written once per
- *     slab, before any of its blocks is published on a free list.
- *   - Free lists: one Treiber stack per class; head = {tag:32 | granule+1:32};
- *     every successful CAS bumps the tag, so a head that was popped and pushed
- *     back in between (ABA) no longer matches. Links live in block_meta.next,
- *     out of line: a payload overrun cannot touch the allocator.
- *   - A block's owner changes only by CAS of block_meta.word, so exactly one
- *     process wins each transition; the generation grows on every free.
+ *   - The arena is a pool of HEAP_PAGE pages, described by the page table
+ *     (struct page_desc, see exipc_internal.h): a chain of runs, each free,
+ *     a slab of one class, or one large block. Free runs sit in bins by
+ *     length; neighbouring free runs are merged when a run is freed, so
+ *     after every block is freed the arena is one free run again.
+ *   - Every change to the page table, the bins, the partial-slab lists and
+ *     the slabs' free lists is made by the holder of the pool lock
+ *     (hdr.pool.lock = {slot gen | slot+1}), and so is every move of a block
+ *     to or from free. Each step leaves a chain the rebuild can walk; a
+ *     locker that finds the holder dead takes the lock over and rebuilds
+ *     the bins, lists and counts from the chain and the block words, which
+ *     are the truth: a block is free iff its word says so. So a process
+ *     killed anywhere loses nothing; the reaper frees what it owned.
+ *   - A block's owner changes outside the lock only by CAS between owned,
+ *     cached (free, kept in its process's cache) and in flight, never to
+ *     or from free.
  *   - Nothing read here from shared memory is used before a range check: a
- *     scribbled head, link, class or word yields -EPROTO / -EBADMSG / NULL.
+ *     scribbled link, count, kind or word yields -EPROTO / -EBADMSG / NULL,
+ *     or, under the lock, a rebuild; every loop over shared lists is bounded.
  */
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "exipc_internal.h"
 
-#define GRANULES_PER_SLAB (SLAB_SIZE / GRANULE)
 #define GEN_MAX 0x7fffffffu
-#define CAS_RETRY_LIMIT (1u << 20) /* bounded: a peer hammering a head cannot hang us */
+#define BIN_SCAN 32 /* runs looked at per bin for the best fit */
+#define POOL_LOCK_TIMEOUT_NS 2000000000ll /* a live holder never keeps the pool this long */
 
-static inline uint64_t class_bytes(uint32_t c) { return (uint64_t)GRANULE << c; }
+/* Size classes: four per doubling, 64 B .. 16 KiB. A slab is the fewest
+ * pages (1..7) that its blocks fill exactly: small slabs strand little
+ * memory in partly used slabs of many classes. */
+static const uint32_t class_size[NSLAB_CLASSES] = {
+    64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024,
+    1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
+static const uint8_t class_pages[NSLAB_CLASSES] = {
+    1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 1, 5, 3, 7, 2, 5, 3, 7, 4};
+static const uint16_t class_nblk[NSLAB_CLASSES] = {
+    64, 256, 128, 256, 32, 128, 64, 128, 16, 64, 32, 64, 8, 32, 16, 32, 4,
+    16, 8, 16, 2, 8, 4, 8, 1, 4, 2, 4, 1, 2, 1, 2, 1};
 
-static inline int class_of(size_t n)
+/* Smallest class whose blocks hold n bytes (1 <= n <= SMALL_MAX). */
+static inline uint32_t class_of(size_t n)
 {
     if (n <= GRANULE)
         return 0;
-    return 64 - __builtin_clzll((unsigned long long)(n - 1)) - GRANULE_SHIFT;
+    uint64_t m = n - 1;
+    uint32_t top = 63u - (uint32_t)__builtin_clzll(m);
+    return 4 * (top - 6) + (uint32_t)(m >> (top - 2)) - 3;
 }
+
+uint32_t heap_nclasses(uint32_t max_block)
+{
+    return max_block > SMALL_MAX ? NSLAB_CLASSES : class_of(max_block) + 1;
+}
+
+/* Blocks a process's cache of class c holds at most: HEAP_CACHE_MAX, or
+ * fewer so that it holds no more than HEAP_CACHE_BYTES. */
+static const uint8_t cache_caps[HEAP_CACHE_CLASSES] = {
+    32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 25, 21, 18, 16};
+static inline uint32_t cache_cap(uint32_t c) { return cache_caps[c]; }
 
 static inline uint64_t pack_word(uint32_t gen, uint32_t owner) { return ((uint64_t)gen << 32) | owner; }
 static inline uint32_t next_gen(uint32_t gen) { return gen >= GEN_MAX ? 1 : gen + 1; }
+static inline uint32_t fresh_gen(uint64_t w)
+{
+    uint32_t gen = (uint32_t)(w >> 32);
+    return gen == 0 || gen > GEN_MAX ? 1 : gen;
+}
+
+static inline struct page_desc *PG(exipc_domain_t *d, uint64_t p) { return &D_PAGES(d)[p]; }
+
+/* ---- finding a block from its index ------------------------------------ */
+
+struct blk {
+    uint64_t head;  /* first page of its run */
+    int32_t cls;    /* slab class, or -1 for a large block */
+    uint64_t cap;   /* bytes */
+    uint64_t off;   /* offset in the arena */
+};
+
+/* Finds the block whose meta index is e: 0, or -1 if e is not a block start
+ * of a live slab or large run (or the page table is scribbled). */
+static inline __attribute__((always_inline)) int block_find(exipc_domain_t *d, uint64_t e, struct blk *b)
+{
+    uint64_t np = d->L.npages;
+    uint64_t pg = e / META_PER_PAGE;
+    if (pg >= np)
+        return -1;
+    struct page_desc *h = PG(d, pg);
+    uint64_t hd = ATOM_LOAD_RELAXED(&h->head);
+    if (hd != pg) {
+        if (hd > pg)
+            return -1;
+        h = PG(d, hd);
+    }
+    uint32_t kind = ATOM_LOAD_RELAXED(&h->kind);
+    uint64_t n = ATOM_LOAD_RELAXED(&h->npages);
+    if (n > np - hd)
+        return -1;
+    /* i bounds the page too: a slab's blocks fit its pages, and a large
+     * block is only its run's first entry. */
+    uint64_t i = e - hd * META_PER_PAGE;
+    b->head = hd;
+    if (kind == PG_LARGE) {
+        if (i != 0 || n == 0)
+            return -1;
+        b->cls = -1;
+        b->cap = n * HEAP_PAGE;
+        b->off = hd * HEAP_PAGE;
+        return 0;
+    }
+    uint32_t c = kind - PG_SLAB;
+    if (kind < PG_SLAB || c >= NSLAB_CLASSES || n != class_pages[c] || i >= class_nblk[c])
+        return -1;
+    b->cls = (int32_t)c;
+    b->cap = class_size[c];
+    b->off = hd * HEAP_PAGE + i * class_size[c];
+    return 0;
+}
+
+/* Splits a handle and checks that it names a block start. */
+static inline __attribute__((always_inline)) int handle_parts(exipc_domain_t *d, exipc_handle_t h, uint32_t *gen, uint64_t *e, struct blk *b)
+{
+    *gen = (uint32_t)(h >> 32);
+    *e = (uint32_t)h;
+    if (*gen == 0 || *gen > GEN_MAX)
+        return -EBADMSG;
+    return block_find(d, *e, b) != 0 ? -EBADMSG : 0;
+}
+
+/* ---- the pool lock ------------------------------------------------------- */
+
+static void pool_rebuild(exipc_domain_t *d);
+
+/* The lock word of this process: its slot and the slot's generation, or, for
+ * a process without a slot (a reaper registering into a full table, which
+ * holds the CQM lock throughout), its pid and NO_PROC. */
+static inline uint64_t lock_me(exipc_domain_t *d)
+{
+    if (d->slot == NO_PROC)
+        return ((uint64_t)(uint32_t)getpid() << 32) | NO_PROC;
+    return ((uint64_t)d->slot_gen << 32) | (d->slot + 1u);
+}
+
+/* True if the holder named by lock word w is certainly gone: garbage, a slot
+ * since reused, or a slot whose liveness lock has dropped. */
+static bool holder_dead(exipc_domain_t *d, uint64_t w)
+{
+    uint32_t s1 = (uint32_t)w, gen = (uint32_t)(w >> 32);
+    if (s1 == NO_PROC) /* a slotless reaper: pid in the high half */
+        return gen == 0 || (kill((pid_t)gen, 0) != 0 && errno == ESRCH);
+    if (s1 == 0 || s1 - 1 >= d->L.max_procs)
+        return true;
+    uint32_t slot = s1 - 1;
+    if (slot == d->slot)
+        return gen != d->slot_gen; /* another thread of ours, or a dead predecessor in our slot */
+    struct proc_slot *p = D_PROC(d, slot);
+    if (ATOM_LOAD_RELAXED(&p->gen) != gen)
+        return true;
+    return !slot_alive(d, slot);
+}
+
+/* Takes the pool lock. 0, or -EPROTO if a live holder kept it over the
+ * timeout (and then, for a second, at once for as long as the same word
+ * stays there: a stuck or forged holder costs one wait, not one per call).
+ * A dead holder's lock is taken over and the pool rebuilt; so is a word
+ * naming this very handle while none of its threads holds or takes it. */
+static int pool_lock(exipc_domain_t *d)
+{
+    uint64_t *lk = &D_HDR(d)->pool.lock;
+    uint64_t me = lock_me(d);
+    int64_t deadline = 0;
+    ATOM_FETCH_ADD(&d->pool_held, 1u); /* before the CAS: a thread of ours that sees `me` sees this */
+    for (uint32_t i = 1;; i++) {
+        uint64_t old = 0;
+        if (ATOM_CAS(lk, &old, me)) /* P1 -> P1': pool state before the next holder */
+            return 0;
+        if (i == 1 && old == ATOM_LOAD_RELAXED(&d->pool_stuck) && now_ns() < ATOM_LOAD_RELAXED(&d->pool_stuck_until) &&
+            !holder_dead(d, old)) {
+            ATOM_FETCH_ADD(&d->pool_held, (uint32_t)-1);
+            return -EPROTO;
+        }
+        bool dead = false;
+        if ((i & 127) == 0) {
+            if (old == me) /* ours: another thread of this handle, unless none holds it */
+                dead = ATOM_LOAD_SEQCST(&d->pool_held) == 1;
+            else
+                dead = holder_dead(d, old);
+        }
+        if (dead) {
+            if (ATOM_CAS(lk, &old, me)) { /* P1 -> P1': pool state before the next holder */
+                KILL_POINT("heap.takeover");
+                ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
+                pool_rebuild(d);
+                return 0;
+            }
+            continue;
+        }
+        if ((i & 127) == 0) {
+            int64_t now = now_ns();
+            if (deadline == 0) {
+                deadline = now + POOL_LOCK_TIMEOUT_NS;
+            } else if (now > deadline) {
+                ATOM_STORE_RELAXED(&d->pool_stuck, old);
+                ATOM_STORE_RELAXED(&d->pool_stuck_until, now + POOL_LOCK_TIMEOUT_NS / 2);
+                ATOM_FETCH_ADD(&d->pool_held, (uint32_t)-1);
+                return -EPROTO;
+            }
+            /* Yield first; past a few rounds the holder is likely off its
+             * CPU (more runnable threads than CPUs): sleep a little, so the
+             * spinners do not keep it from running. */
+            if (i < 128 * 8) {
+                sched_yield();
+            } else {
+                struct timespec ts = {0, 20000};
+                nanosleep(&ts, NULL);
+            }
+        } else {
+            cpu_relax();
+        }
+    }
+}
+
+static void pool_unlock(exipc_domain_t *d)
+{
+    ATOM_STORE_RELEASE(&D_HDR(d)->pool.lock, 0ull); /* P1 -> P1': pool state before the next holder */
+    ATOM_FETCH_ADD(&d->pool_held, (uint32_t)-1);
+}
+
+/* ---- free runs (locked) ------------------------------------------------- */
+
+static uint32_t bin_of(uint64_t n)
+{
+    if (n < 16)
+        return (uint32_t)n - 1;
+    uint32_t fl = 63u - (uint32_t)__builtin_clzll(n);
+    uint32_t b = 15 + (fl - 4) * 4 + (uint32_t)((n >> (fl - 2)) & 3);
+    return b < POOL_BINS ? b : POOL_BINS - 1;
+}
+
+/* Unlinks run p from list *headp (links in page_desc next/prev). -1 if the
+ * links are scribbled. */
+static int list_unlink(exipc_domain_t *d, uint32_t *headp, uint64_t p)
+{
+    uint64_t np = d->L.npages;
+    struct page_desc *r = PG(d, p);
+    uint32_t prev = r->prev, next = r->next;
+    if (prev > np || next > np)
+        return -1;
+    if (prev) {
+        if (PG(d, prev - 1)->next != p + 1)
+            return -1;
+        PG(d, prev - 1)->next = next;
+    } else {
+        if (*headp != p + 1)
+            return -1;
+        *headp = next;
+    }
+    if (next) {
+        if (PG(d, next - 1)->prev != p + 1)
+            return -1;
+        PG(d, next - 1)->prev = prev;
+    }
+    r->next = r->prev = 0;
+    return 0;
+}
+
+static void list_push(exipc_domain_t *d, uint32_t *headp, uint64_t p)
+{
+    uint32_t old = *headp;
+    struct page_desc *r = PG(d, p);
+    r->prev = 0;
+    r->next = old;
+    if (old && old <= d->L.npages)
+        PG(d, old - 1)->prev = (uint32_t)(p + 1);
+    *headp = (uint32_t)(p + 1);
+}
+
+static void bin_push(exipc_domain_t *d, uint32_t b, uint64_t p)
+{
+    list_push(d, &D_HDR(d)->pool.bin[b], p);
+    D_HDR(d)->pool.binmap[b / 64] |= 1ull << (b % 64);
+}
+
+static int bin_unlink(exipc_domain_t *d, uint32_t b, uint64_t p)
+{
+    struct seg_hdr *h = D_HDR(d);
+    if (list_unlink(d, &h->pool.bin[b], p) != 0)
+        return -1;
+    if (h->pool.bin[b] == 0)
+        h->pool.binmap[b / 64] &= ~(1ull << (b % 64));
+    return 0;
+}
+
+/* Makes pages [p, p+n) one free run in its bin (its first page's other
+ * fields already say nothing else). */
+static void run_put(exipc_domain_t *d, uint64_t p, uint64_t n)
+{
+    struct page_desc *r = PG(d, p);
+    r->head = (uint32_t)p;
+    PG(d, p + n - 1)->head = (uint32_t)p;
+    r->used = r->nfree = r->free1 = 0;
+    bin_push(d, bin_of(n), p);
+}
+
+/* Takes a run of n pages out of the pool: its first page, -ENOMEM, or
+ * -EPROTO (scribbled bins: the caller rebuilds). The run's first page keeps
+ * kind PG_FREE until the caller sets it. */
+static int64_t run_take(exipc_domain_t *d, uint64_t n, bool top)
+{
+    uint64_t np = d->L.npages;
+    uint32_t *bins = D_HDR(d)->pool.bin;
+    if (n == 0 || n > np)
+        return -ENOMEM;
+    /* Bounded address-ordered fit: among the first BIN_SCAN runs of every
+     * bin from n's own up that hold n, the lowest for a large block, the
+     * highest for a slab (carved from that run's top). Large blocks gather
+     * at the bottom of the arena and slabs at its top, so the free space
+     * between them stays in long runs. */
+    int64_t found = -1;
+    const uint64_t *map = D_HDR(d)->pool.binmap;
+    for (uint32_t b = bin_of(n); b < POOL_BINS; b++) {
+        uint64_t bits = map[b / 64] >> (b % 64);
+        if (bits == 0) {
+            b = (b / 64 + 1) * 64 - 1; /* nothing more in this word */
+            continue;
+        }
+        b += (uint32_t)__builtin_ctzll(bits);
+        if (b >= POOL_BINS)
+            break;
+        uint32_t x = bins[b];
+        for (int k = 0; x != 0 && k < BIN_SCAN; k++) {
+            if (x > np)
+                return -EPROTO;
+            struct page_desc *r = PG(d, x - 1);
+            uint64_t len = r->npages;
+            if (r->kind != PG_FREE || len == 0 || len > np - (x - 1))
+                return -EPROTO;
+            int64_t at = (int64_t)(x - 1);
+            if (len >= n && (found < 0 || (top ? at > found : at < found)))
+                found = at;
+            x = r->next;
+        }
+    }
+    if (found < 0)
+        return -ENOMEM;
+    uint64_t p = (uint64_t)found;
+    struct page_desc *r = PG(d, p);
+    uint64_t len = r->npages;
+    if (r->kind != PG_FREE || len < n || len > np - p || bin_unlink(d, bin_of(len), p) != 0)
+        return -EPROTO;
+    if (len > n && top) {
+        /* Slabs from the top of a run, large blocks from its bottom: the
+         * two kinds meet less, so a freed large block leaves a longer hole.
+         * The new run first, then the shorter free one: the chain stays
+         * whole. */
+        struct page_desc *t = PG(d, p + len - n);
+        t->kind = PG_FREE;
+        t->npages = (uint32_t)n;
+        KILL_POINT("heap.split");
+        r->npages = (uint32_t)(len - n);
+        run_put(d, p, len - n);
+        return (int64_t)(p + len - n);
+    }
+    if (len > n) {
+        struct page_desc *t = PG(d, p + n);
+        t->kind = PG_FREE;
+        t->npages = (uint32_t)(len - n);
+        KILL_POINT("heap.split");
+        r->npages = (uint32_t)n;
+        run_put(d, p + n, len - n);
+    }
+    return (int64_t)p;
+}
+
+/* Returns run p (first page, kind already PG_FREE, npages set) to the pool,
+ * merged with free neighbours. -EPROTO if a neighbour's links are
+ * scribbled (the caller rebuilds). */
+static int run_free(exipc_domain_t *d, uint64_t p)
+{
+    uint64_t np = d->L.npages;
+    struct page_desc *r = PG(d, p);
+    uint64_t n = r->npages;
+    if (n == 0 || n > np - p)
+        return -EPROTO;
+    uint64_t q = p + n;
+    if (q < np) {
+        struct page_desc *rq = PG(d, q);
+        uint64_t nq = rq->npages;
+        if (rq->kind == PG_FREE && rq->head == q && nq != 0 && nq <= np - q) {
+            if (bin_unlink(d, bin_of(nq), q) != 0)
+                return -EPROTO;
+            KILL_POINT("heap.coalesce");
+            n += nq;
+            r->npages = (uint32_t)n;
+        }
+    }
+    if (p > 0) {
+        uint64_t l = PG(d, p - 1)->head;
+        if (l < p) {
+            struct page_desc *rl = PG(d, l);
+            uint64_t nl = rl->npages;
+            if (rl->kind == PG_FREE && rl->head == l && l + nl == p) {
+                if (bin_unlink(d, bin_of(nl), l) != 0)
+                    return -EPROTO;
+                KILL_POINT("heap.coalesce");
+                rl->npages = (uint32_t)(nl + n);
+                p = l;
+                n += nl;
+            }
+        }
+    }
+    run_put(d, p, n);
+    return 0;
+}
+
+/* ---- slabs (locked) ----------------------------------------------------- */
+
+/* Carves a slab of class c: its first page, -ENOMEM or -EPROTO. */
+static int64_t slab_carve(exipc_domain_t *d, uint32_t c)
+{
+    uint64_t k = class_pages[c];
+    int64_t p = run_take(d, k, true);
+    if (p < 0)
+        return p;
+    struct page_desc *r = PG(d, (uint64_t)p);
+    struct block_meta *m = D_META(d);
+    uint64_t e0 = (uint64_t)p * META_PER_PAGE;
+    uint32_t nb = class_nblk[c];
+    /* Blocks first (free, in one list), then the pages, then the kind: a
+     * holder killed before the kind leaves a free run for the rebuild. */
+    for (uint32_t i = 0; i < nb; i++) {
+        uint64_t e = e0 + i;
+        ATOM_STORE_RELAXED(&m[e].word, pack_word(fresh_gen(ATOM_LOAD_RELAXED(&m[e].word)), OWN_FREE));
+        m[e].next = i + 1 < nb ? (uint32_t)(e + 2) : 0;
+    }
+    for (uint64_t i = 0; i < k; i++)
+        PG(d, (uint64_t)p + i)->head = (uint32_t)p;
+    r->free1 = (uint32_t)(e0 + 1);
+    r->nfree = nb;
+    r->used = 0;
+    KILL_POINT("heap.carve");
+    r->kind = PG_SLAB + c;
+    list_push(d, &D_HDR(d)->pool.partial[c], (uint64_t)p);
+    return p;
+}
+
+/* Takes up to want free blocks of class c, each moved to owner `owner` with
+ * len (len 0: leave it); stores their indices in out[]. Returns how many
+ * (>0), -ENOMEM or -EPROTO. */
+static int slab_take(exipc_domain_t *d, uint32_t c, uint32_t owner, uint32_t len, uint32_t *out, uint32_t want)
+{
+    uint32_t *part = &D_HDR(d)->pool.partial[c];
+    struct block_meta *m = D_META(d);
+    uint64_t np = d->L.npages;
+    uint32_t got = 0;
+    for (uint32_t round = 0; got < want && round < 64; round++) {
+        uint32_t s1 = *part;
+        if (s1 == 0) {
+            if (got > 0)
+                break;
+            int64_t p = slab_carve(d, c);
+            if (p < 0)
+                return (int)p;
+            s1 = (uint32_t)p + 1;
+        }
+        if (s1 > np)
+            return -EPROTO;
+        uint64_t p = s1 - 1;
+        struct page_desc *r = PG(d, p);
+        uint64_t e0 = p * META_PER_PAGE;
+        if (r->kind != PG_SLAB + c || r->npages != class_pages[c] || r->nfree > class_nblk[c] ||
+            r->used > class_nblk[c])
+            return -EPROTO;
+        while (got < want && r->nfree > 0) {
+            uint64_t e1 = r->free1;
+            if (e1 <= e0 || e1 - 1 - e0 >= class_nblk[c])
+                return -EPROTO;
+            uint64_t e = e1 - 1;
+            uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+            if ((uint32_t)w != OWN_FREE)
+                return -EPROTO;
+            r->free1 = m[e].next;
+            r->nfree--;
+            r->used++;
+            if (len != 0)
+                ATOM_STORE_RELAXED(&m[e].len, len);
+            KILL_POINT("heap.take");
+            if (!ATOM_CAS(&m[e].word, &w, pack_word(fresh_gen(w), owner))) /* H3 -> H3': len before ownership moves */
+                return -EPROTO;
+            out[got++] = (uint32_t)e;
+        }
+        if (r->nfree == 0 && list_unlink(d, part, p) != 0)
+            return -EPROTO;
+    }
+    return got > 0 ? (int)got : -ENOMEM;
+}
+
+/* Puts block e (already free in its word) back into its slab b; a slab left
+ * empty goes back to the pool. 0 or -EPROTO. */
+static int slab_put(exipc_domain_t *d, uint64_t e, const struct blk *b)
+{
+    uint32_t c = (uint32_t)b->cls;
+    struct page_desc *r = PG(d, b->head);
+    if (r->nfree >= class_nblk[c] || r->used == 0 || r->used > class_nblk[c])
+        return -EPROTO;
+    D_META(d)[e].next = r->free1;
+    r->free1 = (uint32_t)(e + 1);
+    r->nfree++;
+    r->used--;
+    uint32_t *part = &D_HDR(d)->pool.partial[c];
+    if (r->nfree == 1)
+        list_push(d, part, b->head);
+    if (r->used == 0) {
+        if (list_unlink(d, part, b->head) != 0)
+            return -EPROTO;
+        KILL_POINT("heap.slab_return");
+        r->kind = PG_FREE;
+        return run_free(d, b->head);
+    }
+    return 0;
+}
+
+/* Frees block e (found as b) whose word was w: the word to free (gen bumped
+ * unless it was cached, whose gen was bumped on its way in), then the slab
+ * or the run. Locked. -EBADMSG if the word moved, -EPROTO. */
+static int block_free_locked(exipc_domain_t *d, uint64_t e, const struct blk *b, uint64_t w, bool bump)
+{
+    uint32_t gen = (uint32_t)(w >> 32);
+    if (!ATOM_CAS(&D_META(d)[e].word, &w, pack_word(bump ? next_gen(gen) : gen, OWN_FREE))) /* H3 -> H3': len before ownership moves */
+        return -EBADMSG;
+    KILL_POINT("heap.freed");
+    if (b->cls >= 0)
+        return slab_put(d, e, b);
+    PG(d, b->head)->kind = PG_FREE;
+    return run_free(d, b->head);
+}
+
+/* ---- rebuild (locked) ---------------------------------------------------- */
+
+/* Rebuilds bins, partial lists and slab lists from the page chain and the
+ * block words. Bounded: one pass over the pages and the blocks of slabs. */
+static void pool_rebuild(exipc_domain_t *d)
+{
+    struct seg_hdr *h = D_HDR(d);
+    struct block_meta *m = D_META(d);
+    uint64_t np = d->L.npages;
+    memset(h->pool.bin, 0, sizeof h->pool.bin);
+    memset(h->pool.binmap, 0, sizeof h->pool.binmap);
+    memset(h->pool.partial, 0, sizeof h->pool.partial);
+    uint64_t fstart = 0, flen = 0;
+    for (uint64_t p = 0; p < np;) {
+        struct page_desc *r = PG(d, p);
+        uint64_t n = r->npages;
+        uint32_t kind = r->kind;
+        if (n == 0 || n > np - p) {
+            n = 1; /* a broken chain: the page becomes a run of its own */
+            kind = PG_FREE;
+        }
+        bool free_run = true;
+        if (kind == PG_LARGE) {
+            free_run = (uint32_t)ATOM_LOAD_RELAXED(&m[p * META_PER_PAGE].word) == OWN_FREE;
+            if (!free_run) {
+                r->head = (uint32_t)p;
+                PG(d, p + n - 1)->head = (uint32_t)p;
+            }
+        } else if (kind >= PG_SLAB && kind - PG_SLAB < NSLAB_CLASSES && n == class_pages[kind - PG_SLAB]) {
+            uint32_t c = kind - PG_SLAB;
+            uint64_t e0 = p * META_PER_PAGE;
+            uint32_t used = 0, nfree = 0, first = 0;
+            for (uint32_t i = class_nblk[c]; i-- > 0;) {
+                uint64_t w = ATOM_LOAD_RELAXED(&m[e0 + i].word);
+                if ((uint32_t)w != OWN_FREE) {
+                    used++;
+                } else {
+                    m[e0 + i].next = first;
+                    first = (uint32_t)(e0 + i + 1);
+                    nfree++;
+                }
+            }
+            if (used > 0) {
+                free_run = false;
+                for (uint64_t i = 0; i < n; i++)
+                    PG(d, p + i)->head = (uint32_t)p;
+                r->used = used;
+                r->nfree = nfree;
+                r->free1 = first;
+                r->next = r->prev = 0;
+                if (nfree > 0)
+                    list_push(d, &h->pool.partial[c], p);
+            }
+        }
+        if (free_run) {
+            if (flen == 0)
+                fstart = p;
+            flen += n;
+            r->kind = PG_FREE;
+        } else if (flen > 0) {
+            PG(d, fstart)->kind = PG_FREE;
+            PG(d, fstart)->npages = (uint32_t)flen;
+            run_put(d, fstart, flen);
+            flen = 0;
+        }
+        r->npages = (uint32_t)n;
+        p += n;
+    }
+    if (flen > 0) {
+        PG(d, fstart)->kind = PG_FREE;
+        PG(d, fstart)->npages = (uint32_t)flen;
+        run_put(d, fstart, flen);
+    }
+}
 
 void heap_init(exipc_domain_t *d)
 {
     struct seg_hdr *h = D_HDR(d);
-    ATOM_STORE_RELAXED(&h->slabs_carved, 0);
-    for (int c = 0; c < MAX_CLASSES; c++)
-        ATOM_STORE_RELAXED(&h->freelist[c].head, 0);
+    memset(&h->pool, 0, sizeof h->pool);
+    struct page_desc *r = PG(d, 0);
+    r->kind = PG_FREE;
+    r->npages = (uint32_t)d->L.npages;
+    run_put(d, 0, d->L.npages);
 }
 
-/* Class of the block starting at granule g, or -1 if g is not a block start
- * of a carved slab (or the slab table is scribbled). */
-static int block_class(exipc_domain_t *d, uint64_t g)
-{
-    if (g >= d->L.ngranules)
-        return -1;
-    uint32_t sc = ATOM_LOAD_ACQUIRE(&D_SLABS(d)[g / GRANULES_PER_SLAB]); /* S1 -> S1': class before blocks */
-    if (sc == 0 || (sc & SLAB_CONT))
-        return -1;
-    uint32_t c = sc - 1;
-    if (c >= d->L.nclasses)
-        return -1;
-    uint64_t cb = class_bytes(c);
-    uint64_t within = g % GRANULES_PER_SLAB;
-    if (cb <= SLAB_SIZE ? within % (cb / GRANULE) != 0 : within != 0)
-        return -1;
-    if (g * GRANULE + cb > d->L.arena_size)
-        return -1;
-    return (int)c;
-}
+/* Runs op under the pool lock; an -EPROTO from op (scribbled lists) costs a
+ * rebuild and one more try. */
+#define LOCKED_RETRY(d, rc, op)                                                   \
+    do {                                                                          \
+        rc = pool_lock(d);                                                        \
+        if (rc != 0)                                                              \
+            break;                                                                \
+        rc = (op);                                                                \
+        if (rc == -EPROTO) {                                                      \
+            ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);                  \
+            pool_rebuild(d);                                                      \
+            rc = (op);                                                            \
+        }                                                                         \
+        pool_unlock(d);                                                           \
+    } while (0)
 
-/* Splits a handle and checks that it names a block start. */
-static int handle_parts(exipc_domain_t *d, exipc_handle_t h, uint32_t *gen, uint64_t *g, int *cls)
-{
-    *gen = (uint32_t)(h >> 32);
-    *g = (uint32_t)h;
-    if (*gen == 0 || *gen > GEN_MAX)
-        return -EBADMSG;
-    *cls = block_class(d, *g);
-    return *cls < 0 ? -EBADMSG : 0;
-}
-
-/* Pushes the chain first..last (linked through next) on class c. */
-static void push_chain(exipc_domain_t *d, uint32_t c, uint64_t first, uint64_t last)
-{
-    uint64_t *head = &D_HDR(d)->freelist[c].head;
-    struct block_meta *m = D_META(d);
-    uint64_t old = ATOM_LOAD_ACQUIRE(head); /* H1 -> H1': links before head */
-    for (uint32_t i = 0; i < CAS_RETRY_LIMIT; i++) {
-        ATOM_STORE_RELAXED(&m[last].next, (uint32_t)old);
-        uint64_t nw = ((uint64_t)((uint32_t)(old >> 32) + 1) << 32) | (first + 1);
-        if (ATOM_CAS(head, &old, nw)) /* H1 -> H1': links before head */
-            return;
-    }
-    /* Only a peer rewriting the head without pause gets here; the chain is
-     * lost to the heap (counted free, unreachable) rather than hanging. */
-}
-
-/* Pops a block of class c: its granule, -ENOMEM when empty, -EPROTO. */
-static int64_t pop(exipc_domain_t *d, uint32_t c)
-{
-    uint64_t *head = &D_HDR(d)->freelist[c].head;
-    struct block_meta *m = D_META(d);
-    uint64_t old = ATOM_LOAD_ACQUIRE(head); /* H1 -> H1': links before head */
-    for (uint32_t i = 0; i < CAS_RETRY_LIMIT; i++) {
-        uint32_t idx1 = (uint32_t)old;
-        if (idx1 == 0)
-            return -ENOMEM;
-        uint64_t g = idx1 - 1;
-        if (g >= d->L.ngranules)
-            return -EPROTO;
-        uint32_t next = ATOM_LOAD_RELAXED(&m[g].next);
-        uint64_t nw = ((uint64_t)((uint32_t)(old >> 32) + 1) << 32) | next;
-        if (ATOM_CAS(head, &old, nw)) { /* H1 -> H1': links before head */
-            if (block_class(d, g) != (int)c)
-                return -EPROTO;
-            return (int64_t)g;
-        }
-    }
-    return -EPROTO;
-}
-
-/* Carves a fresh slab (or run of slabs) for class c. Keeps the first block
- * for the caller, pushes the rest. Returns its granule or -ENOMEM. */
-static int64_t carve(exipc_domain_t *d, uint32_t c)
-{
-    uint64_t cb = class_bytes(c);
-    uint64_t k = cb > SLAB_SIZE ? cb / SLAB_SIZE : 1;
-    uint64_t *carved = &D_HDR(d)->slabs_carved;
-    uint64_t s = ATOM_LOAD_RELAXED(carved);
-    for (;;) {
-        if (s > d->L.nslabs || d->L.nslabs - s < k)
-            return -ENOMEM;
-        if (ATOM_CAS(carved, &s, s + k))
-            break;
-    }
-    struct block_meta *m = D_META(d);
-    uint64_t stride = cb / GRANULE;
-    uint64_t g0 = s * GRANULES_PER_SLAB;
-    uint64_t nblocks = cb >= SLAB_SIZE ? 1 : SLAB_SIZE / cb;
-    for (uint64_t b = 0; b < nblocks; b++) {
-        uint64_t g = g0 + b * stride;
-        uint32_t gen = (uint32_t)(ATOM_LOAD_RELAXED(&m[g].word) >> 32);
-        if (gen == 0 || gen > GEN_MAX)
-            gen = 1;
-        ATOM_STORE_RELAXED(&m[g].word, pack_word(gen, OWN_FREE));
-        ATOM_STORE_RELAXED(&m[g].next, b + 1 < nblocks ? (uint32_t)(g + stride + 1) : 0);
-    }
-    for (uint64_t i = 1; i < k; i++)
-        ATOM_STORE_RELEASE(&D_SLABS(d)[s + i], (c + 1) | SLAB_CONT); /* S1 -> S1': class before blocks */
-    ATOM_STORE_RELEASE(&D_SLABS(d)[s], c + 1); /* S1 -> S1': class before blocks */
-    if (nblocks > 1)
-        push_chain(d, c, g0 + stride, g0 + (nblocks - 1) * stride);
-    return (int64_t)g0;
-}
+/* ---- the local cache ------------------------------------------------------ */
 
 static void cache_lock(exipc_domain_t *d)
 {
-    while (ATOM_XCHG_SEQCST(&d->cache_lock, 1u) != 0) /* L1 -> L1: cache before unlock */
+    while (ATOM_XCHG_SEQCST(&d->cache_lock, 1u) != 0) /* L1 -> L1': local cache before the next taker */
         cpu_relax();
 }
 
-static void cache_unlock(exipc_domain_t *d) { ATOM_STORE_RELEASE(&d->cache_lock, 0u); } /* L1 -> L1: cache before unlock */
+static void cache_unlock(exipc_domain_t *d) { ATOM_STORE_RELEASE(&d->cache_lock, 0u); } /* L1 -> L1': local cache before the next taker */
 
 /* Takes a block from the local cache of class c and makes it ours. Returns
- * its granule and generation, or -1 if the cache is empty (or the block was
- * changed behind our back: it is dropped, the shared path takes over). */
+ * its index and generation, or -1 if the cache is empty (a block changed
+ * behind our back is dropped: the reaper's or a rebuild's business). */
 static int64_t cache_take(exipc_domain_t *d, uint32_t c, uint32_t size, uint32_t *genp)
 {
-    if (c >= HEAP_CACHE_CLASSES)
-        return -1;
     for (;;) {
         cache_lock(d);
         uint32_t n = d->cache[c].n;
-        uint64_t g = n ? d->cache[c].g[n - 1] : 0;
+        uint64_t e = n ? d->cache[c].g[n - 1] : 0;
         d->cache[c].n = n ? n - 1 : 0;
         cache_unlock(d);
         if (n == 0)
             return -1;
-        struct block_meta *m = &D_META(d)[g];
+        struct block_meta *m = &D_META(d)[e];
         uint64_t w = ATOM_LOAD_ACQUIRE(&m->word); /* H3 -> H3': len before ownership moves */
         uint32_t gen = (uint32_t)(w >> 32);
         if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || gen == 0 || gen > GEN_MAX)
             continue;
         ATOM_STORE_RELAXED(&m->len, size);
-        if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot)))) /* H3 -> H3': len before ownership moves */
+        /* H3 -> H3': len before ownership moves */
+        if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
             continue;
         *genp = gen;
-        return (int64_t)g;
+        return (int64_t)e;
     }
 }
 
-/* Returns n cached blocks gs[] of class c to the shared free list as one
- * chain (one CAS on the shared head for all of them). */
-static void cache_return(exipc_domain_t *d, uint32_t c, const uint32_t *gs, uint32_t n)
+/* Returns cached blocks es[0..n) of this process to their slabs. Locked. */
+static int cache_return_locked(exipc_domain_t *d, const uint32_t *es, uint32_t n)
 {
     struct block_meta *m = D_META(d);
-    int64_t first = -1, last = -1;
+    int rc = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t g = gs[i];
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word); /* H3 -> H3': len before ownership moves */
-        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) ||
-            !ATOM_CAS(&m[g].word, &w, pack_word((uint32_t)(w >> 32), OWN_FREE))) /* H3 -> H3': len before ownership moves */
-            continue; /* changed behind our back: not ours to push */
-        if (last >= 0)
-            ATOM_STORE_RELAXED(&m[last].next, (uint32_t)(g + 1));
-        else
-            first = (int64_t)g;
-        last = (int64_t)g;
+        uint64_t e = es[i];
+        struct blk b;
+        uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || block_find(d, e, &b) != 0 || b.cls < 0)
+            continue; /* changed behind our back: not ours to return */
+        int r = block_free_locked(d, e, &b, w, false);
+        if (r == -EPROTO)
+            rc = r;
     }
-    if (first >= 0)
-        push_chain(d, c, (uint64_t)first, (uint64_t)last);
+    return rc;
+}
+
+static int cache_return(exipc_domain_t *d, const uint32_t *es, uint32_t n)
+{
+    int rc = pool_lock(d);
+    if (rc != 0)
+        return rc;
+    rc = cache_return_locked(d, es, n);
+    if (rc == -EPROTO) {
+        ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
+        pool_rebuild(d); /* the blocks are free in their words: the rebuild files them */
+    }
+    pool_unlock(d);
+    return 0;
+}
+
+void heap_cache_flush(exipc_domain_t *d)
+{
+    uint32_t es[HEAP_CACHE_MAX];
+    for (uint32_t c = 0; c < HEAP_CACHE_CLASSES; c++) {
+        cache_lock(d);
+        uint32_t n = d->cache[c].n;
+        memcpy(es, d->cache[c].g, n * sizeof es[0]);
+        d->cache[c].n = 0;
+        cache_unlock(d);
+        if (n)
+            cache_return(d, es, n);
+    }
+}
+
+/* ---- alloc / ptr / free ---------------------------------------------------- */
+
+/* Allocates from the pool (locked): a large run, a block of an uncached
+ * class, or a refill of the local cache of class c. */
+static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *refill, uint32_t nrefill,
+                        uint64_t *e_out)
+{
+    struct block_meta *m = D_META(d);
+    uint32_t me = OWNER(OWN_PROC, d->slot);
+    if (size > SMALL_MAX) {
+        uint64_t n = (size + HEAP_PAGE - 1) / HEAP_PAGE;
+        int64_t p = run_take(d, n, false);
+        if (p < 0)
+            return (int)p;
+        uint64_t e = (uint64_t)p * META_PER_PAGE;
+        struct page_desc *r = PG(d, (uint64_t)p);
+        uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+        ATOM_STORE_RELAXED(&m[e].word, pack_word(fresh_gen(w), OWN_FREE));
+        ATOM_STORE_RELAXED(&m[e].len, (uint32_t)size);
+        PG(d, (uint64_t)p + n - 1)->head = (uint32_t)p;
+        r->head = (uint32_t)p;
+        KILL_POINT("heap.large");
+        r->kind = PG_LARGE;
+        w = ATOM_LOAD_RELAXED(&m[e].word);
+        if (!ATOM_CAS(&m[e].word, &w, pack_word(fresh_gen(w), me))) /* H3 -> H3': len before ownership moves */
+            return -EPROTO;
+        *e_out = e;
+        return 0;
+    }
+    if (c >= HEAP_CACHE_CLASSES) {
+        uint32_t e;
+        int got = slab_take(d, c, me, (uint32_t)size, &e, 1);
+        if (got < 0)
+            return got;
+        *e_out = e;
+        return 0;
+    }
+    /* Refill: the first block is the caller's, the rest go to the cache. */
+    int got = slab_take(d, c, OWNER(OWN_CACHED, d->slot), 0, refill, nrefill);
+    if (got < 0)
+        return got;
+    uint64_t e = refill[0];
+    uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+    ATOM_STORE_RELAXED(&m[e].len, (uint32_t)size);
+    if (!ATOM_CAS(&m[e].word, &w, pack_word((uint32_t)(w >> 32), me))) /* H3 -> H3': len before ownership moves */
+        return -EPROTO;
+    *e_out = e;
+    return got;
 }
 
 int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
 {
-    if (d == NULL || out == NULL || size == 0 || size > d->L.max_block)
+    if (d == NULL || out == NULL || size == 0)
         return -EINVAL;
+    if (size > d->L.max_block)
+        return -EMSGSIZE;
     int rc = check_fork(d);
     if (rc != 0)
         return rc;
-    uint32_t c = (uint32_t)class_of(size);
-    uint32_t cgen;
-    int64_t cg = cache_take(d, c, (uint32_t)size, &cgen);
-    if (cg >= 0) {
-        *out = ((uint64_t)cgen << 32) | (uint64_t)cg;
-        return 0;
+    uint32_t c = size <= SMALL_MAX ? class_of(size) : NSLAB_CLASSES;
+    if (c < HEAP_CACHE_CLASSES) {
+        uint32_t cgen;
+        int64_t cg = cache_take(d, c, (uint32_t)size, &cgen);
+        if (cg >= 0) {
+            *out = ((uint64_t)cgen << 32) | (uint64_t)cg;
+            return 0;
+        }
     }
-    int64_t g = pop(d, c);
-    if (g == -ENOMEM)
-        g = carve(d, c);
-    if (g < 0)
-        return (int)g;
-    struct block_meta *m = &D_META(d)[g];
-    uint64_t w = ATOM_LOAD_ACQUIRE(&m->word); /* H3 -> H3': len before ownership moves */
-    uint32_t gen = (uint32_t)(w >> 32);
-    if ((uint32_t)w != OWN_FREE || gen == 0 || gen > GEN_MAX)
-        return -EPROTO; /* a block on a free list that is not free: scribbled */
-    ATOM_STORE_RELAXED(&m->len, (uint32_t)size);
-    if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot)))) /* H3 -> H3': len before ownership moves */
-        return -EPROTO;
-    *out = ((uint64_t)gen << 32) | (uint64_t)g;
+    uint32_t refill[HEAP_CACHE_MAX];
+    uint32_t nrefill = c < HEAP_CACHE_CLASSES ? cache_cap(c) / 2 : 0;
+    if (nrefill == 0)
+        nrefill = 1;
+    uint64_t e = 0;
+    for (int attempt = 0;; attempt++) {
+        LOCKED_RETRY(d, rc, alloc_locked(d, size, c, refill, nrefill, &e));
+        if (rc != -ENOMEM || attempt > 0)
+            break;
+        heap_cache_flush(d); /* our own cache first, before saying no */
+    }
+    if (rc < 0)
+        return rc;
+    if (rc > 1) {
+        /* Into the cache, as far as it has room (another thread of ours may
+         * have filled it meanwhile); the rest goes back. */
+        int i = 1;
+        cache_lock(d);
+        for (uint32_t cap = cache_cap(c); i < rc && d->cache[c].n < cap; i++)
+            d->cache[c].g[d->cache[c].n++] = refill[i];
+        cache_unlock(d);
+        if (i < rc)
+            cache_return(d, refill + i, (uint32_t)(rc - i));
+    }
+    uint32_t gen = (uint32_t)(ATOM_LOAD_RELAXED(&D_META(d)[e].word) >> 32);
+    *out = ((uint64_t)gen << 32) | e;
     return 0;
+}
+
+/* exipc_alloc, and the block's address: the block was just taken by this
+ * process, so only its place is looked up, not its owner. */
+int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p)
+{
+    int rc = exipc_alloc(d, size, out);
+    struct blk b;
+    if (rc == 0 && block_find(d, (uint32_t)*out, &b) != 0)
+        rc = -EPROTO; /* the page table changed under a live block: scribbled */
+    *p = rc == 0 ? (void *)(D_ARENA(d) + b.off) : NULL;
+    return rc;
 }
 
 void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
 {
     uint32_t gen;
-    uint64_t g;
-    int c;
-    if (d == NULL || check_fork(d) != 0 || handle_parts(d, h, &gen, &g, &c) != 0)
+    uint64_t e;
+    struct blk b;
+    if (d == NULL || check_fork(d) != 0 || handle_parts(d, h, &gen, &e, &b) != 0)
         return NULL;
-    struct block_meta *m = &D_META(d)[g];
+    struct block_meta *m = &D_META(d)[e];
     if (ATOM_LOAD_ACQUIRE(&m->word) != pack_word(gen, OWNER(OWN_PROC, d->slot))) /* H3 -> H3': len before ownership moves */
         return NULL;
     uint32_t n = ATOM_LOAD_RELAXED(&m->len);
-    if (n == 0 || n > class_bytes((uint32_t)c))
+    if (n == 0 || n > b.cap)
         return NULL;
     if (len != NULL)
         *len = n;
-    return D_ARENA(d) + g * GRANULE;
+    return D_ARENA(d) + b.off;
 }
 
 /* Moves h from owner `from` to owner `to` (same generation). -EBADMSG if h is
@@ -263,34 +862,37 @@ void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
 {
     uint32_t gen;
-    uint64_t g;
-    int c;
-    if (handle_parts(d, h, &gen, &g, &c) != 0)
+    uint64_t e;
+    struct blk b;
+    if (handle_parts(d, h, &gen, &e, &b) != 0)
         return -EBADMSG;
     uint64_t want = pack_word(gen, from);
-    return ATOM_CAS(&D_META(d)[g].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
+    return ATOM_CAS(&D_META(d)[e].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
 }
 
-/* Frees h if `owner` owns it. */
-/* Frees block g (class c, generation gen) to the shared list if `owner`
- * owns it; the parts are already checked. */
-static int free_shared(exipc_domain_t *d, uint64_t g, uint32_t gen, uint32_t c, uint32_t owner)
+/* Frees h to the pool if `owner` owns it. Locked inside. */
+static int free_locked(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
 {
-    uint64_t want = pack_word(gen, owner);
-    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWN_FREE))) /* H3 -> H3': len before ownership moves */
+    uint32_t gen;
+    uint64_t e;
+    struct blk b;
+    if (handle_parts(d, h, &gen, &e, &b) != 0)
         return -EBADMSG;
-    push_chain(d, c, g, g);
-    return 0;
+    return block_free_locked(d, e, &b, pack_word(gen, owner), true);
 }
 
 int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
 {
-    uint32_t gen;
-    uint64_t g;
-    int c;
-    if (handle_parts(d, h, &gen, &g, &c) != 0)
-        return -EBADMSG;
-    return free_shared(d, g, gen, (uint32_t)c, owner);
+    int rc = pool_lock(d);
+    if (rc != 0)
+        return rc;
+    rc = free_locked(d, h, owner);
+    if (rc == -EPROTO) {
+        ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
+        pool_rebuild(d); /* the word is free: the rebuild files the block */
+    }
+    pool_unlock(d);
+    return rc == -EPROTO ? 0 : rc;
 }
 
 int exipc_free(exipc_domain_t *d, exipc_handle_t h)
@@ -301,56 +903,70 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
     if (rc != 0)
         return rc;
     uint32_t gen;
-    uint64_t g;
-    int c;
-    if (handle_parts(d, h, &gen, &g, &c) != 0)
+    uint64_t e;
+    struct blk b;
+    if (handle_parts(d, h, &gen, &e, &b) != 0)
         return -EBADMSG;
-    if ((uint32_t)c >= HEAP_CACHE_CLASSES)
-        return free_shared(d, g, gen, (uint32_t)c, OWNER(OWN_PROC, d->slot));
+    uint32_t c = (uint32_t)b.cls;
+    if (b.cls < 0 || c >= HEAP_CACHE_CLASSES)
+        return heap_free_owned(d, h, OWNER(OWN_PROC, d->slot));
     /* Into the local cache: the new generation refuses the old handle at
-     * once, and the block stays off the shared head. */
+     * once, and the block stays off the pool. */
     uint64_t want = pack_word(gen, OWNER(OWN_PROC, d->slot));
-    if (!ATOM_CAS(&D_META(d)[g].word, &want, pack_word(next_gen(gen), OWNER(OWN_CACHED, d->slot)))) /* H3 -> H3': len before ownership moves */
+    /* H3 -> H3': len before ownership moves */
+    if (!ATOM_CAS(&D_META(d)[e].word, &want, pack_word(next_gen(gen), OWNER(OWN_CACHED, d->slot))))
         return -EBADMSG;
-    uint32_t spill[HEAP_CACHE_FLUSH];
-    uint32_t nspill = 0;
+    uint32_t spill[HEAP_CACHE_MAX];
+    uint32_t nspill = 0, cap = cache_cap(c);
     cache_lock(d);
-    if (d->cache[c].n == HEAP_CACHE_MAX) {
-        /* Full: hand the oldest half back in one chain. */
-        nspill = HEAP_CACHE_FLUSH;
-        memcpy(spill, d->cache[c].g, sizeof spill);
-        memmove(d->cache[c].g, d->cache[c].g + HEAP_CACHE_FLUSH,
-                (HEAP_CACHE_MAX - HEAP_CACHE_FLUSH) * sizeof spill[0]);
-        d->cache[c].n -= HEAP_CACHE_FLUSH;
+    if (d->cache[c].n >= cap) {
+        /* Full: hand the oldest half back at once. */
+        nspill = cap / 2;
+        memcpy(spill, d->cache[c].g, nspill * sizeof spill[0]);
+        memmove(d->cache[c].g, d->cache[c].g + nspill, (d->cache[c].n - nspill) * sizeof spill[0]);
+        d->cache[c].n -= nspill;
     }
-    d->cache[c].g[d->cache[c].n++] = (uint32_t)g;
+    d->cache[c].g[d->cache[c].n++] = (uint32_t)e;
     cache_unlock(d);
     if (nspill)
-        cache_return(d, (uint32_t)c, spill, nspill);
+        cache_return(d, spill, nspill);
     return 0;
 }
 
-/* Calls fn on every block start of every carved slab; bounded by the local
- * layout, whatever the shared counters say. */
-#define FOR_EACH_BLOCK(d, g, c, body)                                              \
-    do {                                                                           \
-        uint64_t ns_ = ATOM_LOAD_RELAXED(&D_HDR(d)->slabs_carved);                 \
-        if (ns_ > (d)->L.nslabs)                                                   \
-            ns_ = (d)->L.nslabs;                                                   \
-        for (uint64_t s_ = 0; s_ < ns_; s_++) {                                    \
-            uint32_t sc_ = ATOM_LOAD_ACQUIRE(&D_SLABS(d)[s_]); /* S1 -> S1': class before blocks */ \
-            if (sc_ == 0 || (sc_ & SLAB_CONT) || sc_ - 1 >= (d)->L.nclasses)       \
-                continue;                                                          \
-            uint32_t c = sc_ - 1;                                                  \
-            uint64_t cb_ = class_bytes(c);                                         \
-            uint64_t nb_ = cb_ >= SLAB_SIZE ? 1 : SLAB_SIZE / cb_;                 \
-            if (s_ * SLAB_SIZE + (cb_ > SLAB_SIZE ? cb_ : SLAB_SIZE) > (d)->L.arena_size) \
-                continue;                                                          \
-            for (uint64_t b_ = 0; b_ < nb_; b_++) {                                \
-                uint64_t g = s_ * GRANULES_PER_SLAB + b_ * (cb_ / GRANULE);        \
-                body                                                               \
-            }                                                                      \
-        }                                                                          \
+/* ---- walking the heap (reaper, stat) ------------------------------------- */
+
+/* Calls body for every block start of every live slab and large run,
+ * following the page chain; bounded by the local layout whatever the shared
+ * page table says (a broken link ends the walk). cls is -1 for a large
+ * block. */
+#define FOR_EACH_BLOCK(d, e, cls, cap, body)                                            \
+    do {                                                                                \
+        uint64_t np_ = (d)->L.npages;                                                   \
+        for (uint64_t p_ = 0; p_ < np_;) {                                              \
+            struct page_desc *r_ = PG(d, p_);                                           \
+            uint64_t n_ = ATOM_LOAD_RELAXED(&r_->npages);                               \
+            uint32_t k_ = ATOM_LOAD_RELAXED(&r_->kind);                                 \
+            if (n_ == 0 || n_ > np_ - p_)                                               \
+                break;                                                                  \
+            if (k_ == PG_LARGE) {                                                       \
+                uint64_t e = p_ * META_PER_PAGE;                                        \
+                int32_t cls = -1;                                                       \
+                uint64_t cap = n_ * HEAP_PAGE;                                          \
+                (void)cls;                                                              \
+                (void)cap;                                                              \
+                body                                                                    \
+            } else if (k_ >= PG_SLAB && k_ - PG_SLAB < NSLAB_CLASSES &&                 \
+                       n_ == class_pages[k_ - PG_SLAB]) {                               \
+                int32_t cls = (int32_t)(k_ - PG_SLAB);                                  \
+                uint64_t cap = class_size[cls];                                         \
+                (void)cap;                                                              \
+                for (uint64_t i_ = 0; i_ < class_nblk[cls]; i_++) {                     \
+                    uint64_t e = p_ * META_PER_PAGE + i_;                               \
+                    body                                                                \
+                }                                                                       \
+            }                                                                           \
+            p_ += n_;                                                                   \
+        }                                                                               \
     } while (0)
 
 /* Frees every block whose owner is OWNER(kind, id). Returns how many. */
@@ -359,42 +975,50 @@ uint64_t heap_release_owner(exipc_domain_t *d, uint32_t kind, uint32_t id)
     uint64_t n = 0;
     uint32_t owner = OWNER(kind, id);
     struct block_meta *m = D_META(d);
-    FOR_EACH_BLOCK(d, g, c, {
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word); /* H3 -> H3': len before ownership moves */
+    if (pool_lock(d) != 0)
+        return 0;
+    KILL_POINT("heap.sweep");
+    FOR_EACH_BLOCK(d, e, cls, cap, {
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[e].word); /* H3 -> H3': len before ownership moves */
         if ((uint32_t)w == owner) {
-            uint32_t gen = (uint32_t)(w >> 32);
-            if (gen == 0 || gen > GEN_MAX)
-                gen = 1;
-            if (ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) { /* H3 -> H3': len before ownership moves */
-                push_chain(d, c, g, g);
+            uint32_t gen = fresh_gen(w);
+            if (ATOM_CAS(&m[e].word, &w, pack_word(kind == OWN_CACHED ? gen : next_gen(gen), OWN_FREE)))
                 n++;
-            }
         }
     });
+    /* Every freed word is the truth now: file the blocks, return empty
+     * slabs, merge runs. */
+    if (n)
+        pool_rebuild(d);
+    pool_unlock(d);
     return n;
 }
 
 /* Frees every block, not free, for which doomed(arg, owner, handle) is true:
  * the reaper's one pass over the heap. The CAS from the word that was read
- * means a block that moved in between (received, sent, freed) is left
- * alone. Returns how many were freed. */
+ * means a block that moved in between (received, sent) is left alone.
+ * Returns how many were freed. */
 uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg)
 {
     uint64_t n = 0;
     struct block_meta *m = D_META(d);
-    FOR_EACH_BLOCK(d, g, c, {
+    if (pool_lock(d) != 0)
+        return 0;
+    KILL_POINT("heap.sweep");
+    FOR_EACH_BLOCK(d, e, cls, cap, {
         /* Acquire: whatever the owner's writer did before its CAS (binding
          * the channel it sends on) is visible to doomed(). */
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m[g].word); /* H3 -> H3': len before ownership moves */
+        uint64_t w = ATOM_LOAD_ACQUIRE(&m[e].word); /* H3 -> H3': len before ownership moves */
         uint32_t owner = (uint32_t)w;
         uint32_t gen = (uint32_t)(w >> 32);
-        exipc_handle_t h = ((uint64_t)gen << 32) | g;
+        exipc_handle_t h = ((uint64_t)gen << 32) | e;
         if (owner != OWN_FREE && gen != 0 && gen <= GEN_MAX && doomed(arg, owner, h) &&
-            ATOM_CAS(&m[g].word, &w, pack_word(next_gen(gen), OWN_FREE))) { /* H3 -> H3': len before ownership moves */
-            push_chain(d, c, g, g);
+            ATOM_CAS(&m[e].word, &w, pack_word(OWN_KIND(owner) == OWN_CACHED ? gen : next_gen(gen), OWN_FREE)))
             n++;
-        }
     });
+    if (n)
+        pool_rebuild(d);
+    pool_unlock(d);
     return n;
 }
 
@@ -402,75 +1026,28 @@ void heap_count(exipc_domain_t *d, uint64_t *blocks, uint64_t *bytes)
 {
     uint64_t nb = 0, by = 0;
     struct block_meta *m = D_META(d);
-    FOR_EACH_BLOCK(d, g, c, {
-        uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[g].word);
+    FOR_EACH_BLOCK(d, e, cls, cap, {
+        uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[e].word);
         if (o != OWN_FREE && OWN_KIND(o) != OWN_CACHED) { /* a cached block is free, kept near its process */
             nb++;
-            by += class_bytes(c);
+            by += cap;
         }
     });
     *blocks = nb;
     *bytes = by;
 }
 
-/* ---- figures (read-only) ----------------------------------------------------- */
-
-/* Provisional, against the heap above (slabs carved once per class): the
- * page pool is the run of slabs not carved yet. Reads only, so it serves an
- * inspector's read-only mapping too. */
-int exipc_heap_stat(exipc_domain_t *d, struct exipc_heap_stat *st)
-{
-    if (d == NULL || st == NULL)
-        return -EINVAL;
-    int rc = check_fork(d);
-    if (rc != 0)
-        return rc;
-    memset(st, 0, sizeof *st);
-    uint32_t nc = d->L.nclasses <= EXIPC_MAX_CLASSES ? d->L.nclasses : EXIPC_MAX_CLASSES;
-    st->page_size = SLAB_SIZE;
-    st->pages_total = d->L.nslabs;
-    uint64_t carved = ATOM_LOAD_RELAXED(&D_HDR(d)->slabs_carved);
-    if (carved > d->L.nslabs)
-        carved = d->L.nslabs;
-    st->pages_free = d->L.nslabs - carved;
-    st->largest_free_run = st->pages_free;
-    st->nclasses = nc;
-    for (uint32_t c = 0; c < nc; c++)
-        st->cls[c].size = class_bytes(c);
-    for (uint64_t s = 0; s < carved; s++) {
-        uint32_t sc = ATOM_LOAD_RELAXED(&D_SLABS(d)[s]);
-        if (sc != 0 && !(sc & SLAB_CONT) && sc - 1 < nc)
-            st->cls[sc - 1].slabs += class_bytes(sc - 1) > SLAB_SIZE ? class_bytes(sc - 1) / SLAB_SIZE : 1;
-    }
-    struct block_meta *m = D_META(d);
-    FOR_EACH_BLOCK(d, g, c, {
-        if (c < nc) {
-            uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[g].word);
-            if (o == OWN_FREE || OWN_KIND(o) == OWN_CACHED)
-                st->cls[c].blocks_free++;
-            else
-                st->cls[c].blocks_used++;
-        }
-    });
-    for (uint32_t c = 0; c < nc; c++) {
-        uint64_t need = class_bytes(c) > SLAB_SIZE ? class_bytes(c) / SLAB_SIZE : 1;
-        if (st->cls[c].blocks_free > 0 || need <= st->pages_free)
-            st->largest_block = class_bytes(c);
-    }
-    return 0;
-}
-
-/* Allocations and frees so far, derived from the block generations (each
- * free bumps its block's generation once; an allocation makes a free block
- * owned), so counting costs the data plane nothing. Wraps of a generation
- * and the blocks lost to a kill (see cqm.c) make it approximate. */
+/* Allocations and frees so far, derived from the block words (a block's
+ * generation grows on every free), without a counter on the hot path. Only
+ * blocks of live slabs and large runs count: a slab returned to the pool
+ * takes its history with it, so the figures are a lower bound that can step
+ * back when a slab goes; rates taken from them clamp at zero (cmd/exipc). */
 void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees)
 {
     uint64_t fr = 0, used = 0;
     struct block_meta *m = D_META(d);
-    FOR_EACH_BLOCK(d, g, c, {
-        (void)c;
-        uint64_t w = ATOM_LOAD_RELAXED(&m[g].word);
+    FOR_EACH_BLOCK(d, e, cls, cap, {
+        uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
         uint32_t gen = (uint32_t)(w >> 32);
         uint32_t o = (uint32_t)w;
         if (gen != 0 && gen <= GEN_MAX)
@@ -483,13 +1060,12 @@ void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees)
 }
 
 /* Blocks owned (OWN_PROC) and cached (OWN_CACHED) per process slot, into
- * owned[0..nslots) and cached[0..nslots) (zeroed by the caller). */
+ * owned[0..nslots) and cached[0..nslots) (zeroed by the caller). Reads only. */
 void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots)
 {
     struct block_meta *m = D_META(d);
-    FOR_EACH_BLOCK(d, g, c, {
-        (void)c;
-        uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[g].word);
+    FOR_EACH_BLOCK(d, e, cls, cap, {
+        uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[e].word);
         uint32_t id = OWN_ID(o);
         if (id < nslots) {
             if (OWN_KIND(o) == OWN_PROC)
@@ -498,4 +1074,60 @@ void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uin
                 cached[id]++;
         }
     });
+}
+
+int exipc_heap_stat(exipc_domain_t *d, struct exipc_heap_stat *st)
+{
+    if (d == NULL || st == NULL)
+        return -EINVAL;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    memset(st, 0, sizeof *st);
+    _Static_assert(NSLAB_CLASSES + 1 <= EXIPC_MAX_CLASSES, "stat has room for every class and large blocks");
+    struct block_meta *m = D_META(d);
+    uint64_t np = d->L.npages;
+    st->page_size = HEAP_PAGE;
+    st->pages_total = np;
+    st->largest_block = d->L.max_block;
+    st->nclasses = NSLAB_CLASSES + 1;
+    for (uint32_t c = 0; c < NSLAB_CLASSES; c++)
+        st->cls[c].size = class_size[c];
+    struct exipc_class_stat *large = &st->cls[NSLAB_CLASSES];
+    large->size = d->L.max_block;
+    uint64_t p = 0;
+    while (p < np) {
+        struct page_desc *r = PG(d, p);
+        uint64_t n = ATOM_LOAD_RELAXED(&r->npages);
+        uint32_t k = ATOM_LOAD_RELAXED(&r->kind);
+        if (n == 0 || n > np - p)
+            return -EPROTO;
+        if (k == PG_FREE) {
+            st->pages_free += n;
+            if (n * HEAP_PAGE > st->largest_free_run)
+                st->largest_free_run = n * HEAP_PAGE;
+        } else if (k == PG_LARGE) {
+            uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[p * META_PER_PAGE].word);
+            if (o != OWN_FREE) {
+                large->blocks_used++;
+                large->slabs += n;
+            } else {
+                st->pages_free += n; /* half made or half freed: the next locker's rebuild frees it */
+            }
+        } else if (k >= PG_SLAB && k - PG_SLAB < NSLAB_CLASSES && n == class_pages[k - PG_SLAB]) {
+            uint32_t c = k - PG_SLAB;
+            st->cls[c].slabs++;
+            for (uint64_t i = 0; i < class_nblk[c]; i++) {
+                uint32_t o = (uint32_t)ATOM_LOAD_RELAXED(&m[p * META_PER_PAGE + i].word);
+                if (o == OWN_FREE || OWN_KIND(o) == OWN_CACHED)
+                    st->cls[c].blocks_free++;
+                else
+                    st->cls[c].blocks_used++;
+            }
+        } else {
+            return -EPROTO;
+        }
+        p += n;
+    }
+    return 0;
 }

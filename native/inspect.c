@@ -36,7 +36,7 @@
 
 #include "exipc_internal.h"
 
-_Static_assert(EXIPC_MAX_CLASSES == MAX_CLASSES, "public class count matches the heap's");
+_Static_assert(EXIPC_MAX_CLASSES >= NSLAB_CLASSES + 1, "the public class table holds the heap's classes and the large blocks");
 _Static_assert(sizeof(((struct exipc_service_info *)0)->name) >= EXIPC_SERVICE_MAX + 1, "service names fit");
 
 #define READ_TRIES 8 /* re-reads of an entry that changed under us */

@@ -49,13 +49,10 @@
  *   a full table) claims with reaper NO_PROC and holds the lock throughout,
  *   so nobody sees that claim while it lives.
  *
- *   Not recovered (bounded; counted free, so stat stays exact): a process
- *   killed between popping a block off a free list and owning it (alloc),
- *   between freeing a block and pushing it (free), or inside carve() after
- *   claiming a slab, leaves those free blocks off every free list: one
- *   block per such kill, or one slab run for a kill inside carve. Telling a
- *   dead carver from a live one would need a record per slab, and these
- *   windows are a few instructions long (carve: one slab's init).
+ *   The heap loses nothing to a kill either: every move of a block to or
+ *   from free and every change to the page pool is made under the pool's
+ *   lock, which a locker that finds its holder dead takes over and rebuilds
+ *   from the page table and the block words (heap.c).
  */
 #include <errno.h>
 #include <fcntl.h>

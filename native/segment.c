@@ -33,7 +33,8 @@ _Static_assert(offsetof(struct ring, slots) % EXIPC_CACHELINE == 0, "slots start
 _Static_assert(sizeof(struct block_meta) == 16, "block metadata is 16 bytes");
 _Static_assert(offsetof(struct seg_hdr, lock) % EXIPC_CACHELINE == 0, "lock on its own line");
 _Static_assert((1u << GRANULE_SHIFT) == GRANULE, "granule shift");
-_Static_assert((MAX_MAX_BLOCK >> GRANULE_SHIFT) == (1u << (MAX_CLASSES - 1)), "class count covers max block");
+_Static_assert(sizeof(struct page_desc) == 32, "page descriptor is 32 bytes");
+_Static_assert(HEAP_PAGE / GRANULE == META_PER_PAGE, "a page holds META_PER_PAGE blocks of the smallest class");
 
 static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 static bool pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
@@ -52,19 +53,21 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     if (o->wait_policy > EXIPC_WAIT_PARK)
         return -EINVAL;
     memset(L, 0, sizeof *L);
-    L->arena_size = o->size ? round_up(o->size, SLAB_SIZE) : DEF_ARENA;
+    L->arena_size = o->size ? round_up(o->size, HEAP_PAGE) : DEF_ARENA;
     L->max_procs = o->max_procs ? o->max_procs : DEF_PROCS;
     L->max_chans = o->max_chans ? o->max_chans : DEF_CHANS;
     L->ring_capacity = o->ring_capacity ? o->ring_capacity : DEF_RING;
-    L->max_block = o->max_block ? o->max_block : DEF_MAX_BLOCK;
+    L->max_block = o->max_block;
+    if (L->max_block == 0)
+        L->max_block = L->arena_size / 2 > MAX_MAX_BLOCK ? MAX_MAX_BLOCK : (uint32_t)(L->arena_size / 2);
     if (L->arena_size < MIN_ARENA || L->arena_size > MAX_ARENA || L->max_procs > MAX_PROCS ||
         L->max_chans > MAX_CHANS || L->ring_capacity < 2 || L->ring_capacity > MAX_RING ||
-        !pow2(L->ring_capacity) || !pow2(L->max_block) || L->max_block < GRANULE ||
-        L->max_block > MAX_MAX_BLOCK || L->max_block > L->arena_size)
+        !pow2(L->ring_capacity) || L->max_block < GRANULE || L->max_block > MAX_MAX_BLOCK ||
+        L->max_block > L->arena_size)
         return -EINVAL;
-    L->nclasses = (uint32_t)__builtin_ctz(L->max_block) - GRANULE_SHIFT + 1;
-    L->nslabs = L->arena_size / SLAB_SIZE;
-    L->ngranules = L->arena_size / GRANULE;
+    L->nclasses = heap_nclasses(L->max_block);
+    L->npages = L->arena_size / HEAP_PAGE;
+    L->nmeta = L->npages * META_PER_PAGE;
     uint64_t off = round_up(sizeof(struct seg_hdr), EXIPC_CACHELINE);
     L->off_procs = off;
     off += (uint64_t)L->max_procs * sizeof(struct proc_slot);
@@ -83,9 +86,9 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     L->off_ready = off;
     off += (uint64_t)L->max_procs * L->ready_stride;
     L->off_slabs = off;
-    off = round_up(off + L->nslabs * sizeof(uint32_t), EXIPC_CACHELINE);
+    off = round_up(off + L->npages * sizeof(struct page_desc), EXIPC_CACHELINE);
     L->off_meta = off;
-    off += L->ngranules * sizeof(struct block_meta);
+    off += L->nmeta * sizeof(struct block_meta);
     L->off_arena = round_up(off, 4096);
     L->total_size = L->off_arena + L->arena_size;
     return 0;
@@ -102,10 +105,10 @@ static void params_from_layout(struct seg_params *p, const struct layout *L)
     p->max_chans = L->max_chans;
     p->ring_capacity = L->ring_capacity;
     p->max_block = L->max_block;
-    p->slab_size = SLAB_SIZE;
+    p->page_size = HEAP_PAGE;
     p->nclasses = L->nclasses;
-    p->nslabs = L->nslabs;
-    p->ngranules = L->ngranules;
+    p->npages = L->npages;
+    p->nmeta = L->nmeta;
     p->off_procs = L->off_procs;
     p->off_services = L->off_services;
     p->off_chans = L->off_chans;
@@ -124,7 +127,7 @@ int layout_from_params(const struct seg_params *p, struct layout *L)
 {
     if (p->magic != EXIPC_MAGIC)
         return -EPROTO;
-    if (p->version != EXIPC_LAYOUT_VERSION || p->cacheline != EXIPC_CACHELINE || p->slab_size != SLAB_SIZE)
+    if (p->version != EXIPC_LAYOUT_VERSION || p->cacheline != EXIPC_CACHELINE || p->page_size != HEAP_PAGE)
         return -ENOTSUP;
     struct exipc_options o = {
         .size = p->arena_size,

@@ -18,8 +18,8 @@ int exipc__layout_of(const struct exipc_options *o, struct exipc__layout *out)
     *out = (struct exipc__layout){
         .total_size = L.total_size,
         .arena_size = L.arena_size,
-        .nslabs = L.nslabs,
-        .ngranules = L.ngranules,
+        .nslabs = L.npages,
+        .ngranules = L.nmeta,
         .max_procs = L.max_procs,
         .max_chans = L.max_chans,
         .ring_capacity = L.ring_capacity,
@@ -39,9 +39,9 @@ int exipc__layout_of(const struct exipc_options *o, struct exipc__layout *out)
         .hdr_params_size = sizeof(struct seg_params),
         .hdr_ready = offsetof(struct seg_hdr, p.ready),
         .hdr_counters = offsetof(struct seg_hdr, reaped_procs),
-        .hdr_slabs_carved = offsetof(struct seg_hdr, slabs_carved),
-        .hdr_freelist = offsetof(struct seg_hdr, freelist),
-        .hdr_freelist_stride = sizeof(((struct seg_hdr *)0)->freelist[0]),
+        .hdr_slabs_carved = offsetof(struct seg_hdr, pool),
+        .hdr_freelist = offsetof(struct seg_hdr, pool.bin),
+        .hdr_freelist_stride = sizeof(uint32_t),
         .hdr_lock = offsetof(struct seg_hdr, lock),
         .hdr_lock_size = sizeof(((struct seg_hdr *)0)->lock),
         .proc_size = sizeof(struct proc_slot),
@@ -52,6 +52,8 @@ int exipc__layout_of(const struct exipc_options *o, struct exipc__layout *out)
         .ring_sleeping = offsetof(struct ring, sleeping),
         .ring_slots = offsetof(struct ring, slots),
         .meta_size = sizeof(struct block_meta),
+        .page_desc_size = sizeof(struct page_desc),
+        .hdr_pool_size = sizeof(((struct seg_hdr *)0)->pool),
     };
     return 0;
 }

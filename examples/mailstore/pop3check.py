@@ -7,9 +7,12 @@ store).
   pop3check.py HOST PORT DB USER:PASS...       check each mailbox: STAT, LIST, UIDL,
                                                every RETR, TOP, DELE+RSET
   pop3check.py --delete HOST PORT DB USER:PASS DELE message 1, QUIT, check it left the database
+  pop3check.py --large HOST PORT DB USER:PASS   add a 16 MiB message to the database, check RETR
+                                               gives it back byte for byte
   pop3check.py --oversize HOST PORT DB USER:PASS
-                                               add a 3 MiB message to the database, check RETR
-                                               of it is refused with -ERR and the session goes on
+                                               add a message above the store's largest block
+                                               (33 MiB), check RETR of it is refused with an -ERR
+                                               that names the limit, and the session goes on
 
 Exits 0 when everything matched; prints one line per mailbox.
 """
@@ -98,10 +101,35 @@ def delete(host, port, db, user, pw):
     print(f"pop3check: {user}: DELE 1 applied at QUIT")
 
 
-def oversize(host, port, db, user, pw):
+def big_body(octets, tag):
+    head = b"Subject: " + tag + b"\r\n\r\n"
+    line = b"y" * 78 + b"\r\n"
+    n = (octets - len(head)) // len(line)
+    body = head + line * n
+    return body + b"z" * (octets - len(body) - 2) + b"\r\n"
+
+
+def large(host, port, db, user, pw):
+    body = big_body(16 << 20, b"large")
     con = sqlite3.connect(db)
-    con.execute("INSERT INTO messages(user, uid, body) VALUES(?, ?, ?)",
-                (user, "huge", b"Subject: huge\r\n\r\n" + b"x" * 76 + b"\r\n" * 0 + (b"y" * 78 + b"\r\n") * 40330))
+    con.execute("INSERT INTO messages(user, uid, body) VALUES(?, ?, ?)", (user, "large16", body))
+    con.commit()
+    con.close()
+    rows = stored(db, user)
+    t0 = time.time()
+    p = login(host, port, user, pw)
+    resp, lines, octets = p.retr(len(rows))
+    got = b"\r\n".join(lines) + b"\r\n"
+    if got != body:
+        fail(f"{user}: RETR of the {len(body)}-octet message gave {len(got)} octets that differ")
+    p.quit()
+    print(f"pop3check: {user}: RETR of {len(body)} octets matched byte for byte in {time.time() - t0:.2f} s")
+
+
+def oversize(host, port, db, user, pw):
+    body = big_body(33 << 20, b"huge")
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO messages(user, uid, body) VALUES(?, ?, ?)", (user, "huge", body))
     con.commit()
     con.close()
     rows = stored(db, user)
@@ -110,7 +138,10 @@ def oversize(host, port, db, user, pw):
         p.retr(len(rows))
         fail(f"{user}: RETR of a {len(rows[-1][1])}-octet message answered +OK")
     except poplib.error_proto as e:
-        print(f"pop3check: {user}: RETR of {len(rows[-1][1])} octets refused: {e.args[0].decode()}")
+        text = e.args[0].decode()
+        if "limit" not in text or str(len(body)) not in text:
+            fail(f"{user}: -ERR for {len(body)} octets does not name the size and the limit: {text}")
+        print(f"pop3check: {user}: RETR of {len(rows[-1][1])} octets refused: {text}")
     p.noop()
     resp, lines, _ = p.retr(1)
     if b"\r\n".join(lines) + b"\r\n" != rows[0][1]:
@@ -120,8 +151,8 @@ def oversize(host, port, db, user, pw):
 
 def main(argv):
     mode = check
-    if argv and argv[0] in ("--delete", "--oversize"):
-        mode = delete if argv[0] == "--delete" else oversize
+    if argv and argv[0] in ("--delete", "--oversize", "--large"):
+        mode = {"--delete": delete, "--oversize": oversize, "--large": large}[argv[0]]
         argv = argv[1:]
     if len(argv) < 4:
         print(__doc__)

@@ -46,9 +46,21 @@ enum { E_NOSESSION = 1, E_AUTH, E_LOCKED, E_NOMSG, E_DELETED, E_TOOBIG, E_BADREQ
 
 /* The domain's shape; pop3d asks for the same (whoever creates it wins). */
 #define DOMAIN_SIZE (64ull << 20)
-#define DOMAIN_MAX_BLOCK (2u << 20)
-/* The largest message served: what fits in one block after the stub header. */
-#define MAX_MESSAGE (DOMAIN_MAX_BLOCK - EXIPC_STUB_HDR_SIZE)
+#define DOMAIN_MAX_BLOCK 0u /* the default: half the arena, 32 MiB */
+/* The largest message served: what fits in one block after the stub header.
+ * Over exipc, the domain's largest block says (exipc_heap_stat); over the
+ * socket, the same figure for the default shape. */
+static size_t max_message = DOMAIN_SIZE / 2 - EXIPC_STUB_HDR_SIZE;
+#define MAX_MESSAGE max_message
+
+/* "-ERR" text for a message above the limit, naming both sizes. */
+static const char *too_big(uint64_t size)
+{
+    static char buf[128];
+    snprintf(buf, sizeof buf, "message of %llu octets is above this store's limit of %zu octets (its largest block)",
+             (unsigned long long)size, max_message);
+    return buf;
+}
 
 /* ---- the store: sessions over SQLite ------------------------------------------ */
 
@@ -267,14 +279,14 @@ static int op_retr(struct session *s, uint32_t msg, int top, uint32_t lines, str
     if (!m)
         return 0;
     if (m->size > MAX_MESSAGE)
-        return fail(o, E_TOOBIG, "message too large for this store");
+        return fail(o, E_TOOBIG, too_big(m->size));
     sqlite3_blob *blob;
     if (sqlite3_blob_open(db, "main", "messages", "body", m->rowid, 0, &blob) != SQLITE_OK)
         return fail(o, E_DB, "message unreadable");
     int n = sqlite3_blob_bytes(blob);
     if (n < 0 || (uint32_t)n > MAX_MESSAGE) {
         sqlite3_blob_close(blob);
-        return fail(o, E_TOOBIG, "message too large for this store");
+        return fail(o, E_TOOBIG, too_big((uint64_t)n));
     }
     char *b;
     if (o->alloc(o->ctx, (size_t)n, (void **)&b) < 0) {
@@ -405,6 +417,9 @@ static int serve_exipc(const char *domain, const char *service)
         fprintf(stderr, "store: exipc_open %s: %s\n", domain, exipc_strerror(r));
         return 1;
     }
+    struct exipc_heap_stat hs;
+    if (exipc_heap_stat(d, &hs) == 0 && hs.largest_block > EXIPC_STUB_HDR_SIZE)
+        max_message = hs.largest_block - EXIPC_STUB_HDR_SIZE;
     exipc_stub_server_t *s;
     if ((r = exipc_stub_server_open(d, service, &s)) < 0) {
         fprintf(stderr, "store: listen %s: %s\n", service, exipc_strerror(r));

@@ -111,9 +111,10 @@ static int fz_spans(const struct exipc__layout *L, enum fz_family f, struct fz_s
         }
         break;
     case FZ_HEAP:
-        s[n++] = (struct fz_span){L->hdr_slabs_carved, 8, 8};
-        s[n++] = (struct fz_span){L->hdr_freelist, L->nclasses * L->hdr_freelist_stride, 8};
-        s[n++] = (struct fz_span){L->off_slabs, L->nslabs * 4, 4};
+        s[n++] = (struct fz_span){L->hdr_slabs_carved, L->hdr_pool_size, 4}; /* page pool: lock, bins, lists */
+        s[n++] = (struct fz_span){L->hdr_freelist, L->hdr_pool_size - (L->hdr_freelist - L->hdr_slabs_carved), 4};
+        s[n++] = (struct fz_span){L->off_slabs, L->nslabs * L->page_desc_size, 4}; /* page table */
+        s[n++] = (struct fz_span){L->off_slabs, 64 * L->page_desc_size, 4}; /* its first runs, often hit */
         s[n++] = (struct fz_span){L->off_meta, L->ngranules * L->meta_size, 8};
         s[n++] = (struct fz_span){L->off_meta, L->ngranules * L->meta_size, 4};
         s[n++] = (struct fz_span){L->off_arena, L->arena_size, 8};
@@ -403,7 +404,7 @@ static void fz_run(struct fz_world *w, struct fz_in *in, const struct fz_span *s
             struct exipc_stat st;
             fz_check("stat", exipc_stat(d, &st), 0);
             if (st.procs_alive > d->L.max_procs || st.chans_bound > d->L.max_chans ||
-                st.services > d->L.max_chans || st.heap_blocks_used > d->L.ngranules ||
+                st.services > d->L.max_chans || st.heap_blocks_used > d->L.nmeta ||
                 st.heap_bytes_used > d->L.arena_size || st.heap_bytes_total != d->L.arena_size)
                 fz_fail("stat out of range");
             break;

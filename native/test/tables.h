@@ -11,9 +11,11 @@
  *   - every block is free, owned by a live slot, or in flight on a ring of a
  *     channel that is not FREE and sits in that ring's slots [head, tail):
  *     a block in flight anywhere else is a leak.
- * It also counts the free blocks the free lists reach: a free block they do
- * not reach was lost by a process killed between a pop or push and its
- * owner change (see cqm.c, "Not recovered"). */
+ *   - the heap's pages form one chain of runs; free runs are coalesced, in
+ *     their bins, and nothing else is; no slab is empty; each slab's counts
+ *     match its blocks and its free list reaches exactly its free blocks;
+ *     the pool lock is free.
+ * The class sizes are computed here independently of heap.c's table. */
 #ifndef EXIPC_TABLES_H
 #define EXIPC_TABLES_H
 
@@ -28,8 +30,15 @@ struct tables_report {
     uint64_t blocks_free;       /* free in the metadata */
     uint64_t free_reachable;    /* free and on a free list */
     uint64_t free_cached;       /* free in a live process's local cache */
+    uint64_t pages_free;        /* pages in free runs */
+    uint64_t slabs, large;      /* slabs and large blocks in the chain */
     uint32_t procs_alive, chans_open, services;
 };
+
+static inline uint64_t tables_class_size(uint32_t c)
+{
+    return (64u << (c / 4)) + (c % 4) * (16u << (c / 4));
+}
 
 static inline int tables_live(exipc_domain_t *d, uint32_t slot, uint32_t gen)
 {
@@ -110,26 +119,69 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
             }
         }
     }
-    /* Blocks, as heap.c walks them. */
+    /* The page pool: a chain of runs covering the arena, as heap.c walks it. */
     struct block_meta *m = D_META(d);
-    uint64_t ns = hdr->slabs_carved < d->L.nslabs ? hdr->slabs_carved : d->L.nslabs;
-    for (uint64_t s = 0; s < ns; s++) {
-        uint32_t sc = D_SLABS(d)[s];
-        if (sc == 0 || (sc & SLAB_CONT) || sc - 1 >= d->L.nclasses)
+    uint64_t np = d->L.npages;
+    if (hdr->pool.lock != 0) {
+        snprintf(why, sizeof why, "the heap's pool lock is held (%#llx)", (unsigned long long)hdr->pool.lock);
+        return why;
+    }
+    bool prev_free = false;
+    for (uint64_t p = 0; p < np;) {
+        struct page_desc *pd = D_PAGES(d) + p;
+        uint64_t n = pd->npages;
+        if (n == 0 || n > np - p) {
+            snprintf(why, sizeof why, "page %llu starts a run of %llu pages (arena %llu)", (unsigned long long)p,
+                     (unsigned long long)n, (unsigned long long)np);
+            return why;
+        }
+        uint32_t kind = pd->kind;
+        if (kind == PG_FREE) {
+            if (prev_free) {
+                snprintf(why, sizeof why, "free runs meet at page %llu (not coalesced)", (unsigned long long)p);
+                return why;
+            }
+            if (pd->head != p || D_PAGES(d)[p + n - 1].head != p) {
+                snprintf(why, sizeof why, "free run at page %llu: boundary tags wrong", (unsigned long long)p);
+                return why;
+            }
+            r->pages_free += n;
+            prev_free = true;
+            p += n;
             continue;
-        uint64_t cb = (uint64_t)GRANULE << (sc - 1);
-        uint64_t nb = cb >= SLAB_SIZE ? 1 : SLAB_SIZE / cb;
+        }
+        prev_free = false;
+        uint64_t nb = 1, e0 = p * META_PER_PAGE;
+        uint32_t c = 0;
+        if (kind >= PG_SLAB && kind - PG_SLAB < NSLAB_CLASSES) {
+            c = kind - PG_SLAB;
+            nb = (n * HEAP_PAGE) / tables_class_size(c);
+            if (nb > n * META_PER_PAGE)
+                nb = n * META_PER_PAGE;
+            r->slabs++;
+        } else if (kind != PG_LARGE) {
+            snprintf(why, sizeof why, "page %llu of kind %#x", (unsigned long long)p, kind);
+            return why;
+        } else {
+            r->large++;
+        }
+        uint64_t nfree = 0;
         for (uint64_t b = 0; b < nb; b++) {
-            uint64_t g = s * (SLAB_SIZE / GRANULE) + b * (cb / GRANULE);
+            uint64_t g = e0 + b;
             uint32_t owner = (uint32_t)m[g].word, gen = (uint32_t)(m[g].word >> 32);
             exipc_handle_t h = ((uint64_t)gen << 32) | g;
             if (owner == OWN_FREE) {
+                if (kind == PG_LARGE) {
+                    snprintf(why, sizeof why, "large block at page %llu is free but not in the pool", (unsigned long long)p);
+                    return why;
+                }
                 r->blocks_free++;
+                nfree++;
                 continue;
             }
             if (OWN_KIND(owner) == OWN_CACHED) { /* free, in a live process's local cache */
-                struct proc_slot *p = OWN_ID(owner) < d->L.max_procs ? D_PROC(d, OWN_ID(owner)) : NULL;
-                if (p == NULL || p->state != PROC_ALIVE) {
+                struct proc_slot *ps = OWN_ID(owner) < d->L.max_procs ? D_PROC(d, OWN_ID(owner)) : NULL;
+                if (ps == NULL || ps->state != PROC_ALIVE) {
                     snprintf(why, sizeof why, "block %llu cached by slot %u, which is not alive", (unsigned long long)g,
                              OWN_ID(owner));
                     return why;
@@ -139,8 +191,8 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
             }
             r->blocks_used++;
             if (OWN_KIND(owner) == OWN_PROC) {
-                struct proc_slot *p = OWN_ID(owner) < d->L.max_procs ? D_PROC(d, OWN_ID(owner)) : NULL;
-                if (p == NULL || p->state != PROC_ALIVE) {
+                struct proc_slot *ps = OWN_ID(owner) < d->L.max_procs ? D_PROC(d, OWN_ID(owner)) : NULL;
+                if (ps == NULL || ps->state != PROC_ALIVE) {
                     snprintf(why, sizeof why, "block %llu owned by slot %u, which is not alive", (unsigned long long)g,
                              OWN_ID(owner));
                     return why;
@@ -158,20 +210,60 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
                 return why;
             }
         }
-    }
-    /* Free lists: each bounded by the number of granules. */
-    for (uint32_t c = 0; c < d->L.nclasses; c++) {
-        uint32_t idx1 = (uint32_t)hdr->freelist[c].head;
-        for (uint64_t steps = 0; idx1 != 0 && steps < d->L.ngranules; steps++) {
-            uint64_t g = idx1 - 1;
-            if (g >= d->L.ngranules || (uint32_t)m[g].word != OWN_FREE) {
-                snprintf(why, sizeof why, "free list %u reaches granule %llu, which is not free", c,
-                         (unsigned long long)g);
+        if (kind != PG_LARGE) {
+            if (nfree == nb) {
+                snprintf(why, sizeof why, "slab at page %llu (class %u) is empty but not returned", (unsigned long long)p, c);
                 return why;
             }
-            r->free_reachable++;
-            idx1 = m[g].next;
+            if (pd->nfree != nfree || pd->used != nb - nfree) {
+                snprintf(why, sizeof why, "slab at page %llu: counts %u free %u used, blocks say %llu free",
+                         (unsigned long long)p, pd->nfree, pd->used, (unsigned long long)nfree);
+                return why;
+            }
+            /* Its free list reaches exactly its free blocks. */
+            uint64_t x = pd->free1, steps = 0;
+            for (; x != 0 && steps <= nb; steps++) {
+                uint64_t g = x - 1;
+                if (g < e0 || g >= e0 + nb || (uint32_t)m[g].word != OWN_FREE) {
+                    snprintf(why, sizeof why, "free list of slab %llu reaches block %llu, which is not one of its free blocks",
+                             (unsigned long long)p, (unsigned long long)g);
+                    return why;
+                }
+                r->free_reachable++;
+                x = m[g].next;
+            }
+            if (steps != nfree) {
+                snprintf(why, sizeof why, "free list of slab %llu has %llu blocks, %llu are free", (unsigned long long)p,
+                         (unsigned long long)steps, (unsigned long long)nfree);
+                return why;
+            }
+            for (uint64_t i = 0; i < n; i++)
+                if (D_PAGES(d)[p + i].head != p) {
+                    snprintf(why, sizeof why, "page %llu of slab %llu does not name it", (unsigned long long)(p + i),
+                             (unsigned long long)p);
+                    return why;
+                }
         }
+        p += n;
+    }
+    /* Every free run is in its bin, and the bins hold nothing else. */
+    uint64_t inbins = 0;
+    for (uint32_t b = 0; b < POOL_BINS; b++) {
+        uint64_t x = hdr->pool.bin[b], prev = 0;
+        for (uint64_t steps = 0; x != 0; steps++) {
+            if (x > np || steps > np || D_PAGES(d)[x - 1].kind != PG_FREE || D_PAGES(d)[x - 1].prev != prev) {
+                snprintf(why, sizeof why, "bin %u reaches page %llu, which is not a free run", b, (unsigned long long)(x - 1));
+                return why;
+            }
+            inbins += D_PAGES(d)[x - 1].npages;
+            prev = x;
+            x = D_PAGES(d)[x - 1].next;
+        }
+    }
+    if (inbins != r->pages_free) {
+        snprintf(why, sizeof why, "bins hold %llu pages, %llu are free", (unsigned long long)inbins,
+                 (unsigned long long)r->pages_free);
+        return why;
     }
     return NULL;
 }

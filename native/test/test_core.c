@@ -39,7 +39,9 @@ static void test_names(void)
     }
     struct exipc_options o = {.ring_capacity = 3};
     CHECK_RC(exipc_open(t_domain("opt"), &o, &d), -EINVAL);
-    o = (struct exipc_options){.max_block = 100};
+    o = (struct exipc_options){.max_block = 63}; /* below the smallest block */
+    CHECK_RC(exipc_open(t_domain("opt"), &o, &d), -EINVAL);
+    o = (struct exipc_options){.size = 1 << 20, .max_block = (1 << 20) + 1}; /* above the arena */
     CHECK_RC(exipc_open(t_domain("opt"), &o, &d), -EINVAL);
     o = (struct exipc_options){.mode = 0777};
     CHECK_RC(exipc_open(t_domain("opt"), &o, &d), -EINVAL);
@@ -80,7 +82,7 @@ static void test_heap(void)
     CHECK_RC(exipc_open(name, NULL, &b), 0);
     exipc_handle_t h = 0;
     CHECK_RC(exipc_alloc(a, 0, &h), -EINVAL);
-    CHECK_RC(exipc_alloc(a, (64 << 10) + 1, &h), -EINVAL);
+    CHECK_RC(exipc_alloc(a, (64 << 10) + 1, &h), -EMSGSIZE); /* above max_block: never */
     size_t sizes[] = {1, 63, 64, 65, 100, 4096, 4097, 65536};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         CHECK_RC(exipc_alloc(a, sizes[i], &h), 0);

@@ -178,8 +178,9 @@ static int region_spans(const struct exipc__layout *L, enum region r, struct spa
         sp[n++] = (struct span){L->hdr_lock, L->hdr_lock_size, 4};
         break;
     case R_FREELIST:
-        sp[n++] = (struct span){L->hdr_slabs_carved, 8, 8};
-        sp[n++] = (struct span){L->hdr_freelist, L->hdr_freelist_stride * L->nclasses, 8};
+        /* The heap's page pool: its lock word, counters, bins, partial lists. */
+        sp[n++] = (struct span){L->hdr_slabs_carved, L->hdr_pool_size, 4};
+        sp[n++] = (struct span){L->hdr_freelist, L->hdr_pool_size - (L->hdr_freelist - L->hdr_slabs_carved), 4};
         break;
     case R_PROCS:
         sp[n++] = (struct span){L->off_procs, L->max_procs * L->proc_size, 4};
@@ -209,7 +210,7 @@ static int region_spans(const struct exipc__layout *L, enum region r, struct spa
         sp[n++] = (struct span){L->off_ready, L->max_procs * L->ready_stride, 8};
         break;
     case R_SLABS:
-        sp[n++] = (struct span){L->off_slabs, L->nslabs * 4, 4};
+        sp[n++] = (struct span){L->off_slabs, L->nslabs * L->page_desc_size, 4}; /* the page table */
         break;
     case R_META:
         sp[n++] = (struct span){L->off_meta, L->ngranules * L->meta_size, 8};
@@ -490,7 +491,7 @@ static void check_stat(exipc_domain_t *d)
     if (leave(C_STAT, exipc_stat(d, &st)) != 0)
         return;
     if (st.procs_alive > d->L.max_procs || st.chans_bound > d->L.max_chans || st.services > d->L.max_chans ||
-        st.heap_bytes_total != d->L.arena_size || st.heap_blocks_used > d->L.ngranules ||
+        st.heap_bytes_total != d->L.arena_size || st.heap_blocks_used > d->L.nmeta ||
         st.heap_bytes_used > d->L.arena_size)
         violation("stat out of range: procs %u chans %u services %u blocks %" PRIu64 " bytes %" PRIu64,
                   st.procs_alive, st.chans_bound, st.services, st.heap_blocks_used, st.heap_bytes_used);

@@ -173,8 +173,9 @@ func (r *rig) python(args ...string) string {
 }
 
 // TestPOP3Mailboxes: mailboxes of 1, 100 and 10,000 messages and messages
-// up to 1 MiB, all retrieved by poplib and compared with the database; a
-// deletion applied at QUIT; an oversized message refused.
+// up to 1 MiB and one of 16 MiB, all retrieved by poplib and compared with
+// the database; a deletion applied at QUIT; a message above the largest
+// block refused with an -ERR that names the limit.
 func TestPOP3Mailboxes(t *testing.T) {
 	r := newRig(t)
 	r.run("gen", r.db, "one", "pw1", "1", "1000", "1")
@@ -187,6 +188,7 @@ func TestPOP3Mailboxes(t *testing.T) {
 	r.python("HOST", "PORT", r.db, "one:pw1", "hundred:pw100", "tenk:pw10k", "big:pwbig")
 	r.python("--delete", "HOST", "PORT", r.db, "del:pwdel")
 	r.python("--oversize", "HOST", "PORT", r.db, "one:pw1")
+	r.python("--large", "HOST", "PORT", r.db, "big:pwbig") // 16 MiB, one block of the default demo domain
 }
 
 // pop3conn is a raw POP3 connection for the checks poplib cannot make.

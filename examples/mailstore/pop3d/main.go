@@ -32,8 +32,10 @@ import (
 // The domain's shape; store.c asks for the same.
 const (
 	domainSize     = 64 << 20
-	domainMaxBlock = 2 << 20
-	maxMessage     = domainMaxBlock - stub.HeaderSize
+	domainMaxBlock = 0 // the default: half the arena, 32 MiB
+	// maxMessage is the largest message over the Unix socket; over exipc,
+	// the domain's largest block (HeapStat) less the stub header.
+	maxMessage = domainSize/2 - stub.HeaderSize
 )
 
 func main() {
@@ -58,6 +60,7 @@ func main() {
 
 	var d *exipc.Domain
 	var store Transport
+	limit := maxMessage
 	switch *transport {
 	case "exipc":
 		d, err = exipc.Open(*domain, &exipc.Options{Size: domainSize, MaxBlock: domainMaxBlock})
@@ -65,6 +68,9 @@ func main() {
 			log.Fatal(err)
 		}
 		store = &exipcTransport{d: d, service: *service, dialTimeout: *dialTimeout}
+		if hs, err := d.HeapStat(); err == nil {
+			limit = int(hs.LargestBlock) - stub.HeaderSize
+		}
 	case "unix":
 		if *socket == "" {
 			log.Fatal("-transport unix needs -socket")
@@ -97,7 +103,7 @@ func main() {
 		ln.Close()
 	}()
 
-	cfg := &config{store: store, callTimeout: *callTimeout, idle: *idle, maxMessage: maxMessage}
+	cfg := &config{store: store, callTimeout: *callTimeout, idle: *idle, maxMessage: limit}
 	sem := make(chan struct{}, *maxConns)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -268,7 +268,7 @@ func (s *session) transCommand(cmd string, args []string) {
 		s.reply(".")
 	case "RETR", "TOP":
 		if len(r.Body) > s.cfg.maxMessage {
-			s.reply("-ERR message too large")
+			s.reply("-ERR message of %d octets is above the limit of %d octets (the largest block)", len(r.Body), s.cfg.maxMessage)
 			return
 		}
 		if cmd == "RETR" {
