@@ -77,7 +77,10 @@ type Stat struct {
 }
 
 // Domain is an open shared-memory domain. Create it with Open.
-type Domain struct{ d *bind.Domain }
+type Domain struct {
+	d    *bind.Domain
+	opts Options // as opened, for Reopen
+}
 
 // Listener listens on a service of a domain. Create it with Domain.Listen.
 type Listener struct{ l *bind.Listener }
@@ -103,7 +106,11 @@ func Open(name string, opts *Options) (*Domain, error) {
 		}
 		return nil, err
 	}
-	return &Domain{d}, nil
+	dm := &Domain{d: d}
+	if opts != nil {
+		dm.opts = *opts
+	}
+	return dm, nil
 }
 
 // ownerError adds to a refused Open who owns the domain's file (read again
@@ -368,3 +375,13 @@ func (d *Domain) Poll(ctx context.Context, items []PollItem) (int, error) {
 
 // Name returns the domain's name, as given to Open.
 func (d *Domain) Name() string { return d.d.Name() }
+
+// Reopen opens the domain's name again, attach-only, with the options d was
+// opened with: after ErrDomainGone it reaches the domain that has the name
+// now (a restarted server's), or returns an error matching fs.ErrNotExist
+// while there is none. d stays open until it is closed.
+func (d *Domain) Reopen() (*Domain, error) {
+	o := d.opts
+	o.AttachOnly = true
+	return Open(d.Name(), &o)
+}

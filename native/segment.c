@@ -218,6 +218,7 @@ static int attach_segment(int fd, struct layout *L, uint8_t **basep)
         return -EPROTO;
     int64_t deadline = now_ns() + 5000000000ll;
     struct seg_params p;
+    bool creator_gone = false;
     for (;;) {
         if (fstat(fd, &st) != 0)
             return -errno;
@@ -235,8 +236,17 @@ static int attach_segment(int fd, struct layout *L, uint8_t **basep)
             if (ready != 0)
                 return -EPROTO;
         }
-        if (!ofd_held_by_other(fd, CREATE_LOCK_BYTE))
+        if (!ofd_held_by_other(fd, CREATE_LOCK_BYTE)) {
+            /* The creator stores ready and then drops its lock: seen in that
+             * order from here, ready was 0 and the lock is gone, yet the
+             * segment may be ready now. Look once more before giving up. */
+            if (!creator_gone) {
+                creator_gone = true;
+                continue;
+            }
             return (uint64_t)st.st_size == 0 ? -EAGAIN : -EPROTO; /* creator gone before ready */
+        }
+        creator_gone = false;
         if (now_ns() > deadline)
             return -ETIMEDOUT;
         struct timespec ts = {0, 1000000};

@@ -10,6 +10,7 @@ package native
 /*
 #cgo CFLAGS: -DEXIPC_TESTING
 #include "exipc_testhook.h"
+#include "exipc_internal.h"
 */
 import "C"
 
@@ -58,4 +59,15 @@ func (d Domain) Mapping() (base uintptr, size uint64) {
 	var n C.uint64_t
 	C.exipc__mapping(d.p, &p, &n)
 	return uintptr(p), uint64(n)
+}
+
+// SetNoWatch stops domains opened from now on from starting their watcher
+// (exipc__no_watch): nobody in this process reaps a dead peer behind a
+// test's back, so the test decides who reaps; waits fall back to slices.
+func SetNoWatch(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.exipc__no_watch = v
 }

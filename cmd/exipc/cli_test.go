@@ -77,6 +77,9 @@ func setupAndRun(m *testing.M) int {
 // (a channel to itself, one message every millisecond), "idle" (open only).
 // It prints "ready" and runs until stdin closes.
 func goHost(role, name, service string) int {
+	// No watcher: a host killed beside this one stays dead until the test's
+	// `exipc reap`, as it would beside a peer that cannot watch it.
+	native.SetNoWatch(true)
 	d, err := exipc.Open(name, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gohost:", err)
