@@ -155,7 +155,7 @@ func TestMetricsParse(t *testing.T) {
 		check("exipc_chan_full_refusals", client, 0)
 		check("exipc_service_pending_connects", map[string]string{"domain": name, "service": "m-svc", "pid": pid}, 0)
 		check("exipc_proc_blocks_owned", map[string]string{"domain": name, "pid": pid}, 3)
-		check("exipc_heap_class_blocks_used", map[string]string{"domain": name, "size": "224"}, 5) // 200 B blocks: class 224
+		check("exipc_heap_class_blocks_used", map[string]string{"domain": name, "size": "224"}, 5)  // 200 B blocks: class 224
 		check("exipc_heap_class_blocks_used", map[string]string{"domain": name, "size": "3072"}, 3) // 3000 B blocks: class 3072
 	}
 	if f := om["exipc_chan_sent_total"]; f == nil || f.GetType() != dto.MetricType_COUNTER {
