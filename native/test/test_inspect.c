@@ -140,12 +140,16 @@ static void test_figures(void)
 
     struct exipc_heap_stat hs;
     CHECK_RC(exipc_inspect_heap(in, &hs), 0);
-    CHECK(hs.nclasses == 15); /* 64 B .. 1 MiB */
-    CHECK(hs.cls[1].size == 128 && hs.cls[1].blocks_used == 9 && hs.cls[1].slabs == 1);
-    CHECK(hs.cls[1].blocks_free == 512 - 9);
-    CHECK(hs.cls[7].size == 8192 && hs.cls[7].blocks_used == 1);
-    CHECK(hs.page_size == 65536 && hs.pages_total == 512 && hs.pages_free == 510);
-    CHECK(hs.largest_block == 1u << 20);
+    /* 33 slab classes (64 B .. 16 KiB) and the large blocks' entry. 100 B
+     * blocks take class 112 (slabs of 7 pages, 256 blocks); 5000 B, class
+     * 5120 (slabs of 5 pages, 4 blocks). 32 MiB of 4 KiB pages; the largest
+     * block is half the arena. */
+    CHECK(hs.nclasses == 34);
+    CHECK(hs.cls[3].size == 112 && hs.cls[3].blocks_used == 9 && hs.cls[3].slabs == 1);
+    CHECK(hs.cls[3].blocks_free == 256 - 9);
+    CHECK(hs.cls[25].size == 5120 && hs.cls[25].blocks_used == 1 && hs.cls[25].blocks_free == 3);
+    CHECK(hs.page_size == 4096 && hs.pages_total == 8192 && hs.pages_free == 8192 - 7 - 5);
+    CHECK(hs.largest_block == 16u << 20);
     struct exipc_heap_stat hd;
     CHECK_RC(exipc_heap_stat(d, &hd), 0);
     CHECK(memcmp(&hs, &hd, sizeof hs) == 0); /* a member's view is the same */
