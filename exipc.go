@@ -56,6 +56,12 @@ type Options struct {
 	TrustUID *uint32
 	TrustGID *uint32
 	TrustAny bool
+	// ProcQuota (a new domain's): how many blocks each process may hold,
+	// owned or sent and still queued on its rings. A process at its quota
+	// gets ErrHeapFull from Alloc at once, whatever the heap holds, so one
+	// buggy front end cannot take the heap from the store and the others.
+	// 0: no limit. Attachers take the domain's value.
+	ProcQuota uint32
 }
 
 // Wait policies for Options.WaitPolicy.

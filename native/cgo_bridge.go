@@ -154,6 +154,7 @@ type Options struct {
 	TrustUID     *uint32 // EXIPC_TRUST_UID with this uid
 	TrustGID     *uint32 // EXIPC_TRUST_GID with this gid
 	TrustAny     bool    // EXIPC_TRUST_ANY
+	ProcQuota    uint32  // blocks one process may hold (0: no limit)
 }
 
 // Wait policies (EXIPC_WAIT_*).
@@ -240,6 +241,7 @@ func cOptions(opt *Options) C.struct_exipc_options {
 		if opt.TrustAny {
 			o.flags |= C.EXIPC_TRUST_ANY
 		}
+		o.proc_quota = C.uint32_t(opt.ProcQuota)
 	}
 	return o
 }

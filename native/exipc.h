@@ -62,7 +62,9 @@ struct exipc_options {
     uint32_t flags;         /* EXIPC_ATTACH_ONLY, EXIPC_TRUST_UID, EXIPC_TRUST_GID, EXIPC_TRUST_ANY */
     uint32_t trust_uid;     /* with EXIPC_TRUST_UID: a domain owned by this uid is accepted too */
     uint32_t trust_gid;     /* with EXIPC_TRUST_GID: a domain of this group is accepted too, and a new one gets it */
-    uint32_t reserved[5];   /* must be zero */
+    uint32_t proc_quota;    /* a new domain: blocks each process may hold (owned, or sent and still queued);
+                             * past it exipc_alloc returns -ENOMEM at once; 0: no limit */
+    uint32_t reserved[4];   /* must be zero */
 };
 
 /* exipc_options.flags.

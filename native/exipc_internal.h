@@ -107,6 +107,8 @@ struct seg_params {
     uint64_t off_slabs, off_meta, off_arena;
     uint64_t off_ready, ready_stride;
     uint32_t creator_uid;
+    uint32_t proc_quota; /* blocks one process may hold (owned, or sent and still queued); 0: no limit */
+    uint32_t _pad0;
     uint32_t ready; /* R0 -> A0: params before ready; store-release last */
 };
 
@@ -304,6 +306,7 @@ struct layout {
     uint64_t off_slabs, off_meta, off_arena;
     uint64_t off_ready, ready_stride; /* per-slot ready bitmaps */
     uint32_t ready_words;             /* 64-bit words in one bitmap */
+    uint32_t proc_quota;              /* blocks one process may hold; 0: no limit */
 };
 
 struct exipc_chan {
@@ -372,6 +375,7 @@ struct exipc_domain {
     struct layout L;
     char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1]; /* the domain's file */
     struct watch watch;        /* peer deaths and unlink, from the kernel (watch.c) */
+    uint64_t held;             /* atomic: blocks this process owns, counted only under a quota (quota.c) */
     pthread_mutex_t cqm_mu;    /* local: threads sharing fd take the CQM lock in turn */
     pthread_mutex_t objs_lock; /* local: the lists below */
     struct exipc_chan *chans;
@@ -527,6 +531,18 @@ void watch_check_unlink(exipc_domain_t *d);
 
 /* bind.c */
 int cqm_register(exipc_domain_t *d);
+
+/* The per-process quota (exipc_options.proc_quota): blocks a process holds,
+ * owned or sent and still queued on its rings. Counted in process memory
+ * only, and only when the domain has a quota. heap.c and ring.c adjust it;
+ * quota_full (heap.c) decides an allocation, reading the queued from the
+ * process's channels. */
+static inline void quota_add(exipc_domain_t *d, int64_t n)
+{
+    if (d->L.proc_quota != 0)
+        ATOM_FETCH_ADD_RELAXED(&d->held, (uint64_t)n);
+}
+bool quota_full(exipc_domain_t *d);
 
 /* reap.c */
 /* What one reaper found for one slot (see cqm.c, "The reaper"). */

@@ -780,7 +780,7 @@ static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *re
     return got;
 }
 
-int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
+static int alloc_block(exipc_domain_t *d, size_t size, exipc_handle_t *out)
 {
     if (d == NULL || out == NULL || size == 0)
         return -EINVAL;
@@ -829,6 +829,39 @@ int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
 
 /* exipc_alloc, and the block's address: the block was just taken by this
  * process, so only its place is looked up, not its owner. */
+/* Is this process at its quota? What it owns, plus what it sent that is
+ * still queued on its rings: the queued part is read from the shared heads
+ * only here, when the count it owns alone does not settle it (checked, a
+ * scribbled head counts as a full ring). */
+bool quota_full(exipc_domain_t *d)
+{
+    uint64_t q = d->L.proc_quota, held = ATOM_LOAD_RELAXED(&d->held);
+    if (held >= q)
+        return true;
+    uint64_t queued = 0;
+    pthread_mutex_lock(&d->objs_lock);
+    for (exipc_chan_t *c = d->chans; c != NULL && held + queued < q; c = c->next) {
+        uint64_t tail = ATOM_LOAD_RELAXED(&c->tx_tail);
+        uint64_t head = ATOM_LOAD_ACQUIRE(&c->tx->head); /* R2 -> A2: slot consumed before head */
+        uint64_t cap = c->mask + 1;
+        queued += head > tail || tail - head > cap ? cap : tail - head;
+    }
+    pthread_mutex_unlock(&d->objs_lock);
+    return held + queued >= q;
+}
+
+/* exipc_alloc: the block, counted against the process's quota when the
+ * domain has one (-ENOMEM at once past it, whatever the heap holds). */
+int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
+{
+    if (d != NULL && d->L.proc_quota != 0 && size != 0 && out != NULL && quota_full(d))
+        return -ENOMEM;
+    int rc = alloc_block(d, size, out);
+    if (rc == 0)
+        quota_add(d, 1);
+    return rc;
+}
+
 int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p)
 {
     int rc = exipc_alloc(d, size, out);
@@ -895,7 +928,7 @@ int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner)
     return rc == -EPROTO ? 0 : rc;
 }
 
-int exipc_free(exipc_domain_t *d, exipc_handle_t h)
+static int free_block(exipc_domain_t *d, exipc_handle_t h)
 {
     if (d == NULL)
         return -EINVAL;
@@ -931,6 +964,14 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
     if (nspill)
         cache_return(d, spill, nspill);
     return 0;
+}
+
+int exipc_free(exipc_domain_t *d, exipc_handle_t h)
+{
+    int rc = free_block(d, h);
+    if (rc == 0)
+        quota_add(d, -1);
+    return rc;
 }
 
 /* ---- walking the heap (reaper, stat) ------------------------------------- */

@@ -132,8 +132,9 @@ int exipc_send_batch(exipc_chan_t *c, const exipc_handle_t *hs, size_t n)
         ATOM_STORE_RELAXED(&c->tx->slots[(tail + i) & c->mask], hs[i]);
     }
     KILL_POINT("send.unpublished"); /* in flight, in no ring yet: the reaper's stragglers */
-    c->tx_tail = tail + k;
+    ATOM_STORE_RELAXED(&c->tx_tail, tail + k); /* process-local; quota_full reads it from other threads */
     ATOM_STORE_SEQCST(&c->tx->tail, tail + k); /* R1 -> A1: slot before tail */
+    quota_add(d, -(int64_t)k);
     ring_wake(d, c->idx, c->side);
     return (int)k;
 }
@@ -180,6 +181,7 @@ int ring_take(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t avail)
     }
     c->rx_head = head + k;
     ATOM_STORE_RELEASE(&c->rx->head, head + k); /* R2 -> A2: slot consumed before head */
+    quota_add(d, (int64_t)k);
     return (int)k;
 }
 

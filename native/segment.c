@@ -57,6 +57,7 @@ int layout_compute(const struct exipc_options *o, struct layout *L)
     L->max_procs = o->max_procs ? o->max_procs : DEF_PROCS;
     L->max_chans = o->max_chans ? o->max_chans : DEF_CHANS;
     L->ring_capacity = o->ring_capacity ? o->ring_capacity : DEF_RING;
+    L->proc_quota = o->proc_quota;
     L->max_block = o->max_block;
     if (L->max_block == 0)
         L->max_block = L->arena_size / 2 > MAX_MAX_BLOCK ? MAX_MAX_BLOCK : (uint32_t)(L->arena_size / 2);
@@ -120,6 +121,7 @@ static void params_from_layout(struct seg_params *p, const struct layout *L)
     p->off_ready = L->off_ready;
     p->ready_stride = L->ready_stride;
     p->creator_uid = (uint32_t)geteuid();
+    p->proc_quota = L->proc_quota;
 }
 
 /* Validates a header copied out of shared memory and derives the layout. */
@@ -135,6 +137,7 @@ int layout_from_params(const struct seg_params *p, struct layout *L)
         .max_chans = p->max_chans,
         .ring_capacity = p->ring_capacity,
         .max_block = p->max_block,
+        .proc_quota = p->proc_quota,
     };
     if (p->arena_size == 0 || p->max_procs == 0 || p->max_chans == 0 || p->ring_capacity == 0 ||
         p->max_block == 0 || layout_compute(&o, L) != 0)
