@@ -241,7 +241,7 @@ test-race: $(PEER) ## go test -race -short
 # (conn/conntest); the gRPC example's two-process calls (examples/grpc).
 CONN_MODULES ?= $(wildcard conn/conntest examples/grpc)
 .PHONY: test-conn
-test-conn:
+test-conn: ## net.Conn conformance (nettest, in one process and across two) and the gRPC example, also under -race
 	@set -e; for m in $(CONN_MODULES); do \
 	    echo "== $$m"; (cd $$m && set -x && $(GO) vet ./... && $(GO) test -count=1 $(GO_TEST_FLAGS) ./... \
 	        && $(GO) test -race -count=1 -short $(GO_TEST_FLAGS) ./...); \
@@ -386,7 +386,7 @@ BENCH_DIR   := $(BUILD)/bench
 BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 
 bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/heapmix $(BENCH_DIR)/exipcbench $(BENCH_DIR)/bridgebench $(BRIDGE_BIN) ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
-	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
+	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -mailstore $(MAIL_DIR) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
 	@$(BENCH_DIR)/bridgebench -bridge $(BRIDGE_BIN) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BRIDGE_BENCH_FLAGS)
 
 bench-render: $(BENCH_DIR)/exipcbench ## rewrite bench/results/latest.md from latest.json
@@ -451,6 +451,9 @@ demo: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d ## the mail store (C, SQLite) and its 
 	echo "  python3 examples/mailstore/pop3check.py 127.0.0.1 $(DEMO_PORT) $$db alice:wonderland bob:builder carol:secret"; \
 	echo "Ctrl-C stops both."; \
 	wait $$pd
+
+# make bench runs the POP3 cells too (pop3/*: pop3bench, one run per repetition).
+bench: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench
 
 bench-pop3: $(MAIL_DIR)/store $(MAIL_DIR)/pop3d $(MAIL_DIR)/pop3bench ## POP3 RETR through the example: store over exipc vs over a Unix socket
 	@$(MAIL_DIR)/pop3bench -store $(MAIL_DIR)/store -pop3d $(MAIL_DIR)/pop3d $(POP3_BENCH_FLAGS)
