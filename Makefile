@@ -400,6 +400,12 @@ $(BENCH_DIR)/cbench: bench/c/cbench.c $(OBJ_norm) $(BUILD)/obj/.flags
 	$(CC) $(FLAGS_norm) -MMD -MP -MF $@.d -o $@ $< $(OBJ_norm) $(LDLIBS)
 -include $(wildcard $(BENCH_DIR)/*.d)
 
+# The C receivers of the detect/exipc-c cells (native/test/bench_detect.c).
+bench: $(BENCH_DIR)/bench_detect
+$(BENCH_DIR)/bench_detect: native/test/bench_detect.c $(OBJ_test) $(BUILD)/tobj/.flags
+	@mkdir -p $(@D)
+	$(CC) $(FLAGS_test) -o $@ $< $(OBJ_test) $(LDLIBS)
+
 # The heap under a random size mix, beside glibc malloc (bench/c/heapmix.c).
 $(BENCH_DIR)/heapmix: bench/c/heapmix.c $(OBJ_norm) $(BUILD)/obj/.flags
 	@mkdir -p $(@D)

@@ -307,6 +307,7 @@ func buildCells() []*cell {
 	}
 	cells = append(cells, connCells()...) // bench/conn.go: gRPC and HTTP over exipc, unix, tcp
 	heapmixCells(add)                     // heapmix.go
+	detectCells(add)                      // detect.go: death notice and idle cost
 	return cells
 }
 

@@ -58,6 +58,9 @@ var peerRoles = map[string]func(args){
 	"micro":            micro,
 	"ex-rpc-server":    exRPCServer,
 	"rpc-client":       rpcClient,
+	"detect":           detectPeer,
+	"detect-child":     detectChild,
+	"idle":             idlePeer,
 }
 
 func main() {

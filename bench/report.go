@@ -461,6 +461,26 @@ func evalGoals(results []*Result) []Goal {
 	}
 	goals = append(goals, g)
 	goals = append(goals, connGoals(get)...) // bench/conn.go
+	// Death notice (issue of the watcher): p99 from SIGKILL to the error, at
+	// most 10 ms, for Go and C receivers; idle cost of 1,000 parked receivers.
+	for _, name := range []string{"detect/exipc-go/server", "detect/exipc-go/client", "detect/exipc-c/recv", "detect/exipc-c/poll"} {
+		g := Goal{Goal: name + ": SIGKILL to the error, p99 <= 10 ms", Value: nan, Target: 10, Unit: "ms"}
+		if r := get(name, ""); r != nil && r.P99 != nil {
+			g.Value = *r.P99 / 1e6
+			g.Met = g.Value <= g.Target
+			g.Detail = fmt.Sprintf("p50 %s, p99 %s, max %s", fmtValue(*r.P50, r.Unit), fmtValue(*r.P99, r.Unit), fmtValue(r.Max, r.Unit))
+		}
+		goals = append(goals, g)
+	}
+	{
+		g := Goal{Goal: "1,000 parked Go receivers cost <= 0.2 cpu-ms/s", Value: nan, Target: 0.2, Unit: "cpu-ms/s"}
+		if r := get("idle/exipc-go/1000", ""); r != nil {
+			g.Value = r.Median
+			g.Met = g.Value <= g.Target
+			g.Detail = fmt.Sprintf("%.2f cpu-ms/s (min %.2f, max %.2f)", r.Median, r.Min, r.Max)
+		}
+		goals = append(goals, g)
+	}
 	return goals
 }
 

@@ -251,11 +251,11 @@ func startReady(argv ...string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-func newRig(bridge string) (r *rig, err error) {
-	r = &rig{}
+func newRig(bridge string) (_ *rig, err error) {
+	r := &rig{}
 	defer func() {
 		if err != nil {
-			r.close()
+			r.close() // what was set up so far (r, not the nil returned)
 		}
 	}()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -171,6 +171,18 @@ static int run(const char *mode, int use_poll, int n)
         free(lat);
         return 1;
     }
+    /* EXIPC_DETECT_OUT=FILE: the samples too, as little-endian uint32 ns
+     * (make bench's detect/exipc-c cells read them). */
+    const char *out = getenv("EXIPC_DETECT_OUT");
+    if (out != NULL) {
+        FILE *f = fopen(out, "wb");
+        for (int i = 0; f != NULL && i < got; i++) {
+            uint32_t v = lat[i] > 0xffffffffll ? 0xffffffffu : (uint32_t)lat[i];
+            fwrite(&v, sizeof v, 1, f);
+        }
+        if (f != NULL)
+            fclose(f);
+    }
     qsort(lat, (size_t)got, sizeof *lat, cmp64);
     double sum = 0;
     for (int i = 0; i < got; i++)
