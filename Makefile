@@ -344,7 +344,7 @@ fuzz-c: ## libFuzzer harnesses only
 	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/fuzz_$$h.log; \
 	done; $(MAKE) --no-print-directory clean-hostile-shm; exit $$fail
 
-torture: torture-scribble torture-kill ## the long torture runs: scribbler (TORTURE_TIME s), then kill torture (TORTURE_KILLS)
+torture: torture-scribble torture-kill torture-kill-go ## the long torture runs: scribbler (TORTURE_TIME s), C kill torture (TORTURE_KILLS), Go kill torture (TORTURE_GO_KILLS)
 
 torture-scribble: $(TORTURE_BIN) ## the corruption scribbler for TORTURE_TIME seconds
 	@$(TORTURE_BIN) -t $(TORTURE_TIME); rc=$$?; $(MAKE) --no-print-directory clean-hostile-shm; exit $$rc
@@ -359,6 +359,14 @@ DETECT_SAMPLES ?= 200
 
 torture-kill: $(call BIN_norm,native/test/test_kill_torture.c) ## the kill torture, TORTURE_KILLS random SIGKILLs
 	@EXIPC_TORTURE_KILLS=$(TORTURE_KILLS) EXIPC_TORTURE_TIMEOUT=$$(( $(TORTURE_KILLS) / 10 + 300 )) $<
+
+# The Go kill torture: random SIGKILLs of Go and C clients and servers under
+# a Go process (TestKillTorture; make test runs 40 of them).
+TORTURE_GO_KILLS ?= 1000
+.PHONY: torture-kill-go
+torture-kill-go: $(PEER) ## TestKillTorture with TORTURE_GO_KILLS kills of Go and C clients and servers
+	@EXIPC_KILL_ROUNDS=$(TORTURE_GO_KILLS) EXIPC_C_PEER=$(abspath $(PEER)) $(GO) test $(GO_TAGS) -count=1 -timeout 60m \
+	    -run '^TestKillTorture$$' -v . | grep -E 'kills:|^(ok|FAIL|---)'
 
 bench-detect: $(BUILD)/test/bench_detect ## how soon a blocked receiver learns of its peer's SIGKILL (DETECT_SAMPLES)
 	@$< $(DETECT_SAMPLES)

@@ -96,7 +96,7 @@ func TestPeerMain(t *testing.T) {
 			nbig, err = strconv.Atoi(f[4])
 		}
 	}
-	if len(f) != 5 || err != nil || (f[0] != "send" && f[0] != "recv" && f[0] != "hold" && f[0] != "wave") {
+	if len(f) != 5 || err != nil || (f[0] != "send" && f[0] != "recv" && f[0] != "hold" && f[0] != "hold-server" && f[0] != "wave") {
 		fmt.Fprintf(os.Stderr, "usage: %s=\"send|recv|hold|wave DOMAIN SERVICE N M\"\n", peerEnv)
 		os.Exit(2)
 	}
@@ -106,6 +106,11 @@ func TestPeerMain(t *testing.T) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	if f[0] == "hold-server" {
+		err := peerHoldServer(f[1], f[2], nsmall, nbig)
+		fmt.Fprintf(os.Stderr, "go peer hold-server: %v\n", err)
+		os.Exit(1)
 	}
 	if f[0] == "hold" {
 		err := peerHold(f[1], f[2], nsmall, nbig)
