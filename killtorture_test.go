@@ -40,17 +40,8 @@ func peerHoldServer(domain, service string, nsent, nkeep int) error {
 	if err != nil {
 		return err
 	}
-	for i := 0; i < nsent+nkeep; i++ {
-		h, b, err := d.Alloc(msgLen(i, nsent+nkeep))
-		if err != nil {
-			return err
-		}
-		fillMsg(b, i)
-		if i < nsent {
-			if err := c.Send(h); err != nil {
-				return err
-			}
-		}
+	if err := sendAndKeep(d, c, nsent, nkeep); err != nil {
+		return err
 	}
 	fmt.Println("held")
 	time.Sleep(time.Minute)

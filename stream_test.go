@@ -283,6 +283,17 @@ func peerHold(domain, service string, nsent, nkeep int) error {
 	if err != nil {
 		return err
 	}
+	if err := sendAndKeep(d, c, nsent, nkeep); err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+	return errors.New("not killed within a minute")
+}
+
+// sendAndKeep allocates nsent+nkeep checked messages on c's domain, sends
+// the first nsent and keeps the rest (a peer that dies holding blocks).
+func sendAndKeep(d *exipc.Domain, c *exipc.Chan, nsent, nkeep int) error {
 	for i := 0; i < nsent+nkeep; i++ {
 		h, b, err := d.Alloc(msgLen(i, nsent+nkeep))
 		if err != nil {
@@ -295,9 +306,7 @@ func peerHold(domain, service string, nsent, nkeep int) error {
 			}
 		}
 	}
-	fmt.Println("ready")
-	time.Sleep(time.Minute)
-	return errors.New("not killed within a minute")
+	return nil
 }
 
 // yield gives the CPU away for a moment while the ring or the heap is full.
