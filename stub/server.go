@@ -77,7 +77,7 @@ func (w *Writer) release() {
 	}
 }
 
-// Server serves requests on a service: a handler per op (the seed's stub per
+// Server serves requests on a service: a handler per op (Exchange 2000's stub per
 // protocol). Register handlers before serving.
 type Server struct {
 	d        *exipc.Domain

@@ -1,4 +1,4 @@
-// Package stub is a request/response layer over exipc channels: the seed's
+// Package stub is a request/response layer over exipc channels: Exchange 2000's
 // protocol stubs (expop in the store, drviis in the front end), in Go.
 //
 // Every message is one heap block: a 32-byte little-endian header, then the
