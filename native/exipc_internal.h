@@ -344,7 +344,7 @@ struct watch {
     uint32_t running;   /* atomic: the watcher thread runs */
     uint32_t gone;      /* atomic, 0 -> 1: the domain's name was removed */
     uint32_t unwatched; /* atomic: peers (or the name) the kernel cannot tell us about */
-    bool failed;        /* the watcher could not start: slices for everything */
+    uint32_t failed;    /* atomic, 0 -> 1: the watcher cannot start: slices for everything */
     int epfd, stopfd, inofd;
     uint64_t pidns;     /* ours */
     struct watched *peers;
@@ -513,7 +513,6 @@ void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns);
 
 /* watch.c */
-uint64_t watch_pidns(void);
 void watch_init(exipc_domain_t *d);
 /* Watches the process in slot (gen) for its death; reaps it at once if it is
  * dead already. Any thread. */

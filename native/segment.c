@@ -395,6 +395,17 @@ static bool path_is_ours(exipc_domain_t *d)
     return fstat(d->fd, &a) == 0 && stat(d->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Live process slots: ALIVE and holding their liveness lock (ours counts:
+ * slot_alive answers it from local knowledge, a released one is FREE). */
+static uint32_t procs_alive(exipc_domain_t *d)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < d->L.max_procs; i++)
+        if (ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i)) /* P1 -> P1': slot fields before state */
+            n++;
+    return n;
+}
+
 /* Closes d; with leave, also removes the domain's name when no other live
  * process is attached, decided under the table lock so that of two
  * processes leaving at once exactly the last one does. Returns 1 if it
@@ -409,10 +420,7 @@ static int domain_close(exipc_domain_t *d, bool leave)
     if (!forked(d) && cqm_lock(d) == 0) {
         cqm_release_slot(d, d->slot);
         if (leave && !domain_gone(d)) {
-            bool others = false;
-            for (uint32_t i = 0; i < d->L.max_procs && !others; i++)
-                others = ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i); /* P1 -> P1': slot fields before state */
-            if (!others && path_is_ours(d) && unlink(d->path) == 0)
+            if (procs_alive(d) == 0 && path_is_ours(d) && unlink(d->path) == 0)
                 removed = 1;
         }
         cqm_unlock(d);
@@ -489,9 +497,7 @@ int exipc_stat(exipc_domain_t *d, struct exipc_stat *st)
     if (rc != 0)
         return rc;
     memset(st, 0, sizeof *st);
-    for (uint32_t i = 0; i < d->L.max_procs; i++)
-        if (ATOM_LOAD_ACQUIRE(&D_PROC(d, i)->state) == PROC_ALIVE && slot_alive(d, i)) /* P1 -> P1': slot fields before state */
-            st->procs_alive++;
+    st->procs_alive = procs_alive(d);
     for (uint32_t i = 0; i < d->L.max_chans; i++) {
         struct chan *ch = D_CHAN(d, i);
         if (ATOM_LOAD_ACQUIRE(&ch->state) != CHAN_FREE && /* K1 -> K1': channel fields before state */

@@ -57,7 +57,7 @@
 #define TAG_INOTIFY 0xfffffffffffffffeull
 #define REAP_RETRY_MS 10 /* while a reap another process claimed is pending */
 
-uint64_t watch_pidns(void)
+static uint64_t watch_pidns(void)
 {
     struct stat st;
     return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
@@ -197,17 +197,17 @@ static bool watch_ensure(exipc_domain_t *d)
     struct watch *w = &d->watch;
     if (ATOM_LOAD_RELAXED(&w->running))
         return true;
-    if (w->failed)
+    if (ATOM_LOAD_RELAXED(&w->failed))
         return false;
 #ifdef EXIPC_TESTING
     if (ATOM_LOAD_RELAXED(&exipc__no_watch)) {
-        w->failed = true;
+        ATOM_STORE_RELAXED(&w->failed, 1u);
         note_unwatched(d);
         return false;
     }
 #endif
     if (watch_start(d) != 0) {
-        w->failed = true;
+        ATOM_STORE_RELAXED(&w->failed, 1u);
         note_unwatched(d);
         return false;
     }
@@ -217,7 +217,7 @@ static bool watch_ensure(exipc_domain_t *d)
 int64_t wait_slice_ns(exipc_domain_t *d)
 {
     struct watch *w = &d->watch;
-    if (!ATOM_LOAD_ACQUIRE(&w->running)) { /* W1 -> W1: watcher set up before running */
+    if (!ATOM_LOAD_ACQUIRE(&w->running) && !ATOM_LOAD_RELAXED(&w->failed)) { /* W1 -> W1: watcher set up before running */
         pthread_mutex_lock(&w->mu);
         watch_ensure(d);
         pthread_mutex_unlock(&w->mu);
@@ -242,10 +242,14 @@ void watch_peer(exipc_domain_t *d, uint32_t slot, uint32_t gen)
     pthread_mutex_lock(&w->mu);
     if (!watch_ensure(d))
         goto out;
-    for (uint32_t i = 0; i < w->npeers; i++)
+    uint32_t k = w->npeers; /* an entry of a peer gone since, or a new one */
+    for (uint32_t i = 0; i < w->npeers; i++) {
         if (w->peers[i].slot == slot && w->peers[i].gen == gen)
             goto out; /* watched already (or known unwatchable) */
-    if (w->npeers == w->cap) {
+        if (k == w->npeers && w->peers[i].pidfd < 0 && !w->peers[i].unwatched)
+            k = i; /* its pidfd fired and was closed: reuse it, so the list stays as long as the peers alive */
+    }
+    if (k == w->npeers && w->npeers == w->cap) {
         uint32_t cap = w->cap ? w->cap * 2 : 8;
         void *p = realloc(w->peers, cap * sizeof *w->peers);
         if (p == NULL) {
@@ -255,7 +259,8 @@ void watch_peer(exipc_domain_t *d, uint32_t slot, uint32_t gen)
         w->peers = p;
         w->cap = cap;
     }
-    uint32_t k = w->npeers++;
+    if (k == w->npeers)
+        w->npeers++;
     w->peers[k] = (struct watched){.slot = slot, .gen = gen, .pidfd = -1};
     struct proc_slot *p = D_PROC(d, slot);
     int32_t pid = ATOM_LOAD_RELAXED(&p->pid);
