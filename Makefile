@@ -396,6 +396,8 @@ BENCH_OUT    = $(if $(BENCH),$(BENCH_DIR)/results,bench/results)
 bench: $(BENCH_DIR)/cbench $(BENCH_DIR)/heapmix $(BENCH_DIR)/exipcbench $(BENCH_DIR)/bridgebench $(BRIDGE_BIN) ## the benchmark suite beside references and peers [BENCH=regexp] [BENCH_FLAGS=...]
 	@$(BENCH_DIR)/exipcbench -cpeer $(BENCH_DIR)/cbench -mailstore $(MAIL_DIR) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BENCH_FLAGS)
 	@$(BENCH_DIR)/bridgebench -bridge $(BRIDGE_BIN) -out $(BENCH_OUT) $(if $(BENCH),-filter '$(value BENCH)') $(BRIDGE_BENCH_FLAGS)
+	@# latest.md is generated from latest.json by one renderer, bridge rows and goals included.
+	@$(BENCH_DIR)/exipcbench -render $(BENCH_OUT)/latest.json
 
 bench-render: $(BENCH_DIR)/exipcbench ## rewrite bench/results/latest.md from latest.json
 	@$(BENCH_DIR)/exipcbench -render bench/results/latest.json

@@ -43,7 +43,7 @@ func main() {
 	defer os.RemoveAll(dir)
 	fmt.Printf("POP3 RETR through pop3d -> store: exipc vs Unix socket (%d client(s), %v per run, median of %d)\n",
 		*conns, *dur, *reps)
-	fmt.Printf("%-9s %-6s %10s %9s %9s %9s %9s\n", "size", "via", "RETR/s", "MB/s", "p50 µs", "p99 µs", "ratio")
+	fmt.Printf("%-9s %-6s %10s %9s %9s %9s %9s %9s\n", "size", "via", "RETR/s", "MB/s", "p50 µs", "p99 µs", "cpu µs", "ratio")
 	for _, s := range strings.Split(*sizes, ",") {
 		size, err := strconv.Atoi(s)
 		if err != nil {
@@ -72,16 +72,17 @@ func main() {
 			if v.via == "exipc" {
 				ratio = fmt.Sprintf("%.2fx", ex.rate/ux.rate)
 			}
-			fmt.Printf("%-9s %-6s %10.0f %9.1f %9.1f %9.1f %9s\n", human(size), v.via, v.r.rate,
-				v.r.rate*float64(size)/1e6, us(v.r.p50), us(v.r.p99), ratio)
+			fmt.Printf("%-9s %-6s %10.0f %9.1f %9.1f %9.1f %9.2f %9s\n", human(size), v.via, v.r.rate,
+				v.r.rate*float64(size)/1e6, us(v.r.p50), us(v.r.p99), us(v.r.cpu), ratio)
 		}
 	}
+	fmt.Println("cpu = CPU time of store and pop3d together per RETR, over the measured window")
 	fmt.Println("ratio = exipc RETR/s ÷ Unix-socket RETR/s (above 1: exipc faster)")
 }
 
 type result struct {
-	rate     float64
-	p50, p99 time.Duration
+	rate          float64
+	p50, p99, cpu time.Duration // cpu: store + pop3d CPU time per RETR
 }
 
 func median(rs []result) result {
@@ -147,6 +148,7 @@ func measure(storeBin, popBin, db, dir, via string, conns, count int, dur time.D
 		lat []time.Duration
 	}
 	ch := make(chan out, conns)
+	cpu0 := cpuTime(st.Process.Pid) + cpuTime(pop.Process.Pid)
 	deadline := time.Now().Add(dur)
 	for c := 0; c < conns; c++ {
 		go func(c int) {
@@ -157,11 +159,40 @@ func measure(storeBin, popBin, db, dir, via string, conns, count int, dur time.D
 	for c := 0; c < conns; c++ {
 		all = append(all, (<-ch).lat...)
 	}
+	cpu := cpuTime(st.Process.Pid) + cpuTime(pop.Process.Pid) - cpu0
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	if len(all) == 0 {
 		log.Fatal("no RETR completed")
 	}
-	return result{rate: float64(len(all)) / dur.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	return result{rate: float64(len(all)) / dur.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100],
+		cpu: cpu / time.Duration(len(all))}
+}
+
+// cpuTime is the CPU time a process's threads have used so far: the sum of
+// the first field (ns on a CPU) of /proc/PID/task/*/schedstat. A thread that
+// has exited is no longer counted; the servers here keep theirs.
+func cpuTime(pid int) time.Duration {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		log.Fatalf("cpu time of %d: %v", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			log.Fatalf("schedstat of %d/%s: %q", pid, t.Name(), b)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum
 }
 
 // client logs in and RETRs messages round-robin until the deadline; it
