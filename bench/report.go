@@ -46,7 +46,7 @@ type Result struct {
 	// pop3d), median over the repetitions, and the paired reference's.
 	CPUPerOp    *float64 `json:"cpu_ns_per_op,omitempty"`
 	RefCPUPerOp *float64 `json:"ref_cpu_ns_per_op,omitempty"`
-	Error        string    `json:"error,omitempty"`
+	Error       string   `json:"error,omitempty"`
 
 	hist *hdrhistogram.Histogram
 	cell *cell
