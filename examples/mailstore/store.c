@@ -439,7 +439,7 @@ static int serve_exipc(const char *domain, const char *service)
         }
     }
     exipc_stub_server_close(s);
-    exipc_close(d);
+    exipc_leave(d); /* the last process out (pop3d may stay) removes the name */
     return 0;
 }
 

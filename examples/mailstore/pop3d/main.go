@@ -9,7 +9,8 @@
 //	pop3d -transport unix -socket /tmp/store.sock     (same code over a Unix socket, for comparison)
 //
 // pop3d creates the domain if the store has not (both ask for the same
-// shape) and unlinks it on SIGINT/SIGTERM. If the store dies, commands get
+// shape) and leaves it on SIGINT/SIGTERM: the name is removed only if no
+// other process (the store) is still attached. If the store dies, commands get
 // -ERR at once; when it is started again, pop3d connects again on the next
 // command.
 package main
@@ -48,7 +49,7 @@ func main() {
 	dialTimeout := flag.Duration("dial-timeout", 300*time.Millisecond, "how long a command waits for the store to appear")
 	idle := flag.Duration("idle", 10*time.Minute, "close a connection idle this long")
 	maxConns := flag.Int("max-conns", 256, "concurrent POP3 connections")
-	unlink := flag.Bool("unlink", true, "remove the domain at exit")
+	unlink := flag.Bool("unlink", true, "remove the domain at exit if no other process is attached")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("pop3d: ")
@@ -82,9 +83,10 @@ func main() {
 	cleanup := func() {
 		store.Close()
 		if d != nil {
-			d.Close()
 			if *unlink {
-				exipc.Unlink(*domain)
+				d.Leave() // the last one out removes the name; the store may stay
+			} else {
+				d.Close()
 			}
 		}
 	}
