@@ -138,8 +138,10 @@ func ownerError(name string, err error) error {
 		err, who, st.Gid, fi.Mode().Perm(), os.Geteuid())
 }
 
-// Unlink removes the domain NAME from /dev/shm. Processes that have it open
-// keep working. An absent domain gives an error matching fs.ErrNotExist.
+// Unlink removes the domain NAME from /dev/shm at once. Processes attached
+// to it get ErrDomainGone from then on (blocked calls included) and must
+// Close and Open the name again; use Leave for an ordinary exit. An absent
+// domain gives an error matching fs.ErrNotExist.
 func Unlink(name string) error { return bind.Unlink(name) }
 
 // Close closes every Listener and Chan still open on the domain, frees the

@@ -56,8 +56,9 @@ func Open(name string, opt *native.Options) (*Domain, error) {
 	return d, nil
 }
 
-// Unlink removes the domain's name; processes that have it open keep
-// working. An absent domain gives an error matching fs.ErrNotExist.
+// Unlink removes the domain's name at once; processes attached to it get
+// ErrDomainGone from then on. An absent domain gives an error matching
+// fs.ErrNotExist.
 func Unlink(name string) error {
 	return native.Wrap("unlink", name, native.Unlink(name), nil, nil)
 }

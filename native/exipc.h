@@ -164,9 +164,11 @@ EXIPC_API int exipc_close(exipc_domain_t *d);
  * threads use d. */
 EXIPC_API int exipc_leave(exipc_domain_t *d);
 
-/* exipc_unlink removes the domain's name; processes that have it mapped keep
- * working. Returns 0, -ENOENT if there is no such domain, -EINVAL for a bad
- * name. */
+/* exipc_unlink removes the domain's name at once. Processes attached to it
+ * learn of it (their watcher sees the file go) and get -EIDRM from then on,
+ * blocked calls included; they must close and reopen the name. Use
+ * exipc_leave for an ordinary exit. Returns 0, -ENOENT if there is no such
+ * domain, -EINVAL for a bad name. */
 EXIPC_API int exipc_unlink(const char *name);
 
 /* ---- binding ---------------------------------------------------------- */
