@@ -290,8 +290,7 @@ static void domain_free(exipc_domain_t *d)
 #endif
     if (own_map)
         munmap(d->base, d->L.total_size);
-    if (!forked(d))
-        watch_stop(d);
+    watch_stop(d); /* in a forked child: only its copies of the descriptors */
     if (d->fd >= 0)
         close(d->fd);
     pthread_mutex_destroy(&d->watch.mu);

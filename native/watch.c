@@ -300,17 +300,21 @@ out:
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Stops the watcher and closes its descriptors. In a forked child the
+ * thread is the parent's (it was not copied): only the child's copies of
+ * the descriptors are closed, which leaves the parent's epoll set alone
+ * (an entry goes only when every descriptor of its file is closed). */
 void watch_stop(exipc_domain_t *d)
 {
     struct watch *w = &d->watch;
-    if (ATOM_LOAD_RELAXED(&w->running)) {
+    if (ATOM_LOAD_RELAXED(&w->running) && !forked(d)) {
         uint64_t one = 1;
         if (write(w->stopfd, &one, sizeof one) == sizeof one)
             pthread_join(w->thread, NULL);
         else
             pthread_detach(w->thread);
-        ATOM_STORE_RELAXED(&w->running, 0u);
     }
+    ATOM_STORE_RELAXED(&w->running, 0u);
     for (uint32_t i = 0; i < w->npeers; i++)
         if (w->peers[i].pidfd >= 0)
             close(w->peers[i].pidfd);

@@ -12,6 +12,9 @@
  *   - a peer in another pid namespace (`unshare --pid --fork`, as root):
  *     the kernel cannot tell us by pid, the peer counts as unwatched, the
  *     waits fall back to their slices, and its death is still noticed.
+ *   - a forked child that closes its copy of the handle closes its copies
+ *     of the watcher's descriptors too (pidfds, epoll, eventfd, inotify, the
+ *     domain file), and the parent's watcher still hears its peer die.
  * Detection times are printed, never asserted (these machines are noisy).
  */
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -364,6 +368,81 @@ static void test_idle_syscalls(const char *self)
     exipc_unlink(name);
 }
 
+/* Descriptors of this process that are the watcher's kind of file, or the
+ * domain's file at `path`. */
+static int watcher_fds(const char *path)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char fdp[300], to[4096];
+        snprintf(fdp, sizeof fdp, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(fdp, to, sizeof to - 1);
+        if (k <= 0)
+            continue;
+        to[k] = '\0';
+        if (strcmp(to, "anon_inode:[pidfd]") == 0 || strcmp(to, "anon_inode:[eventpoll]") == 0 ||
+            strcmp(to, "anon_inode:[eventfd]") == 0 || strcmp(to, "anon_inode:inotify") == 0 || strcmp(to, path) == 0)
+            n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+static void test_forked_close(const char *self)
+{
+    const char *name = t_domain("watch-fork");
+    exipc_domain_t *d = NULL;
+    CHECK_RC(exipc_open(name, NULL, &d), 0);
+    if (d == NULL)
+        return;
+    exipc_listener_t *l = NULL;
+    exipc_chan_t *c = NULL;
+    CHECK_RC(exipc_listen(d, "svc", &l), 0);
+    struct peer p = start_peer(self, "client", name, false);
+    CHECK(hear(&p) == 'r');
+    CHECK_RC(exipc_accept(l, 5 * SEC, &c), 0);
+    CHECK(fully_watched(d));
+    char path[EXIPC_NAME_MAX + 32];
+    snprintf(path, sizeof path, EXIPC_PATH_PREFIX "%s", name);
+    int before = watcher_fds(path);
+    CHECK(before >= 4); /* the file, epoll, the stop eventfd, inotify, the peer's pidfd */
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        int had = watcher_fds(path);
+        exipc_close(d); /* the forked child's copy: local resources only */
+        int left = watcher_fds(path);
+        _exit(had == before && left == 0 ? 0 : 10 + (left > 9 ? 9 : left));
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        printf("test_watch: forked child kept %d watcher descriptors after exipc_close\n", WEXITSTATUS(status) - 10);
+    /* Ours are untouched: the peer's death still reaches a parked receive. */
+    CHECK(fully_watched(d));
+    pid_t killer = fork();
+    if (killer == 0) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        kill(p.pid, SIGKILL);
+        _exit(0);
+    }
+    exipc_handle_t h;
+    CHECK_RC(exipc_recv(c, &h, 20 * SEC), -EPIPE);
+    waitpid(killer, NULL, 0);
+    waitpid(p.pid, NULL, 0);
+    close(p.up);
+    exipc_chan_close(c);
+    exipc_listener_close(l);
+    exipc_close(d);
+    exipc_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "peer") == 0)
@@ -384,5 +463,6 @@ int main(int argc, char **argv)
         test_unlinked(mode);
     test_other_pidns(self);
     test_idle_syscalls(self);
+    test_forked_close(self);
     DONE();
 }
