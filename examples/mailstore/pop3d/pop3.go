@@ -284,25 +284,27 @@ func (s *session) transCommand(cmd string, args []string) {
 // writeDotStuffed writes a message as a multi-line response body (RFC 1939
 // 3): a line that starts with '.' gets one more; the body ends with CRLF.
 // It writes straight from msg, which for exipc is the reply block in the
-// shared heap.
+// shared heap, in runs that end only where a line starts with '.': most
+// messages are one Write, which bufio passes to the socket without copying
+// once it exceeds the buffer.
 func writeDotStuffed(w io.Writer, msg []byte) {
-	bol := true
-	for len(msg) > 0 {
-		if bol && msg[0] == '.' {
-			w.Write([]byte{'.'})
-		}
-		i := bytes.IndexByte(msg, '\n')
+	if len(msg) == 0 {
+		return
+	}
+	if msg[0] == '.' {
+		w.Write([]byte{'.'})
+	}
+	for {
+		i := bytes.Index(msg, []byte("\n."))
 		if i < 0 {
-			w.Write(msg)
-			msg = nil
-			bol = false
 			break
 		}
-		w.Write(msg[:i+1])
+		w.Write(msg[:i+1]) // up to and including the '\n'; the '.' starts the next run
+		w.Write([]byte{'.'})
 		msg = msg[i+1:]
-		bol = true
 	}
-	if !bol {
+	w.Write(msg)
+	if msg[len(msg)-1] != '\n' {
 		w.Write([]byte("\r\n"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -69,6 +70,36 @@ func TestDotStuffing(t *testing.T) {
 		writeDotStuffed(&b, []byte(in))
 		if b.String() != want {
 			t.Errorf("%q: %q, want %q", in, b.String(), want)
+		}
+	}
+	// Random messages of '.', '\r', '\n' and letters against the rule
+	// applied line by line.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 2000; n++ {
+		msg := make([]byte, rng.IntN(64))
+		for i := range msg {
+			msg[i] = ".\r\nab"[rng.IntN(5)]
+		}
+		var want bytes.Buffer
+		rest := msg
+		for len(rest) > 0 {
+			line := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				line = rest[:i+1]
+			}
+			if line[0] == '.' {
+				want.WriteByte('.')
+			}
+			want.Write(line)
+			rest = rest[len(line):]
+		}
+		if len(msg) > 0 && msg[len(msg)-1] != '\n' {
+			want.WriteString("\r\n")
+		}
+		var got bytes.Buffer
+		writeDotStuffed(&got, msg)
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("%q: %q, want %q", msg, got.Bytes(), want.Bytes())
 		}
 	}
 }
