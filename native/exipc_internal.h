@@ -442,6 +442,7 @@ int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t sl
 /* Bumps the futex word *addr (acq_rel) and wakes every waiter on it. */
 void bump_wake(uint32_t *addr);
 int ncpus(void); /* CPUs this process may run on (cached) */
+int online_cpus(void); /* CPUs online on the machine (cached): where a peer may run */
 bool valid_name(const char *s, size_t max);
 bool slot_alive(exipc_domain_t *d, uint32_t slot);
 bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen);

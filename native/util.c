@@ -59,6 +59,20 @@ int ncpus(void)
     return v;
 }
 
+/* CPUs online on the machine, computed once: where a peer process may run,
+ * whatever this process's own affinity. */
+int online_cpus(void)
+{
+    static int n; /* benign race: every thread computes the same value */
+    int v = ATOM_LOAD_RELAXED(&n);
+    if (v == 0) {
+        long k = sysconf(_SC_NPROCESSORS_ONLN);
+        v = k > 0 && k < 1 << 20 ? (int)k : 2;
+        ATOM_STORE_RELAXED(&n, v);
+    }
+    return v;
+}
+
 int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t slice)
 {
     int64_t now = now_ns();

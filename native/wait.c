@@ -223,8 +223,11 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns, bool nospin)
     }
     int64_t start = now_ns();
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-    /* With one CPU the producer cannot run while we spin: park at once. */
-    int64_t spin = ncpus() > 1 ? SPIN_BEFORE_PARK_NS : 0;
+    /* On a machine with one CPU the producer cannot run while we spin: park
+     * at once. The producer is another process, so what counts is the CPUs
+     * of the machine, not the ones this process may use: two processes
+     * pinned to one CPU each still answer each other while they spin. */
+    int64_t spin = online_cpus() > 1 ? SPIN_BEFORE_PARK_NS : 0;
     if (c->d->wait_policy == EXIPC_WAIT_PARK || nospin)
         spin = 0;
     else if (c->d->wait_policy == EXIPC_WAIT_SPIN)
