@@ -463,6 +463,8 @@ int layout_from_params(const struct seg_params *p, struct layout *L);
 uint32_t heap_nclasses(uint32_t max_block); /* slab classes a domain with this max_block uses */
 void heap_init(exipc_domain_t *d);
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to);
+int heap_take(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to); /* in flight -> owned: the ring's consumer only */
+void heap_prefetch(exipc_domain_t *d, exipc_handle_t h);
 int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
 uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id);
 uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg);

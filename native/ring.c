@@ -4,7 +4,9 @@
  * Invariants (see struct ring in exipc_internal.h for the index rules):
  *   - A handle is moved owned -> in flight (heap CAS) before its slot is
  *     written, and the slot before tail is published; the consumer moves it
- *     in flight -> owned after reading the slot, before publishing head.
+ *     in flight -> owned after reading the slot, before publishing head
+ *     (a checked plain store: only the consumer writes a word in flight on
+ *     its ring, see heap_take).
  *   - A closing end publishes everything it sent before it sets closed; a
  *     receiver that sees closed re-reads tail, so nothing sent is lost and
  *     -EPIPE comes only after the ring is drained.
@@ -165,9 +167,14 @@ int ring_take(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t avail)
     uint64_t head = c->rx_head;
     size_t k = (uint64_t)avail < max ? (size_t)avail : max;
     uint32_t me = OWNER(OWN_PROC, d->slot);
+    /* Start every block word of the batch on its way first: each was last
+     * written by the producer, so each is a miss, and they overlap. */
+    if (k > 1)
+        for (size_t i = 0; i < k; i++)
+            heap_prefetch(d, ATOM_LOAD_RELAXED(&c->rx->slots[(head + i) & c->mask]));
     for (size_t i = 0; i < k; i++) {
         exipc_handle_t h = ATOM_LOAD_RELAXED(&c->rx->slots[(head + i) & c->mask]);
-        if (heap_transfer(d, h, c->rx_owner, me) != 0) {
+        if (heap_take(d, h, c->rx_owner, me) != 0) {
             if (i == 0) {
                 /* Not a block in flight here: skip the slot, report it. */
                 c->rx_head = head + 1;
