@@ -3,6 +3,7 @@
  * where a real second process is the point. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -368,10 +369,44 @@ static void test_fork_and_reap(void)
     close(pfd[1]);
 }
 
+/* A receiver pinned to one CPU still spins before it parks when the machine
+ * has another CPU for its producer (the bench pins every C peer; so do many
+ * deployments): only the policy decides, not the process's own affinity.
+ * Run first, in a child that pins itself before anything asks for the CPUs. */
+static void test_spin_when_pinned(void)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        fprintf(stderr, "test_spin_when_pinned: one CPU online, skipped\n");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(sched_getcpu(), &set);
+        int bad = sched_setaffinity(0, sizeof set, &set) != 0;
+        exipc_domain_t *d = NULL;
+        const char *name = t_domain("spin");
+        struct exipc_options o = {.size = 1 << 20};
+        bad |= exipc_open(name, &o, &d) != 0;
+        if (!bad) {
+            bad |= recv_spin_ns(d) != SPIN_BEFORE_PARK_NS; /* adaptive, pinned: spins */
+            d->wait_policy = EXIPC_WAIT_PARK;
+            bad |= recv_spin_ns(d) != 0;
+            exipc_close(d);
+            exipc_unlink(name);
+        }
+        _exit(bad);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     t_prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    test_spin_when_pinned();
     test_names();
     test_open_stat();
     test_heap();
