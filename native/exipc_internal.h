@@ -30,6 +30,7 @@
 #ifndef EXIPC_INTERNAL_H
 #define EXIPC_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdbool.h>
@@ -446,12 +447,20 @@ int online_cpus(void); /* CPUs online on the machine (cached): where a peer may 
 bool valid_name(const char *s, size_t max);
 bool slot_alive(exipc_domain_t *d, uint32_t slot);
 bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen);
-/* 0, -EBADF in a forked child, -EIDRM once the domain was unlinked: the
- * check at the top of every call. */
-int check_fork(exipc_domain_t *d);
-bool forked(exipc_domain_t *d);
+/* Bumped in a forked child (util.c); a handle opened before the fork is
+ * the parent's. */
+extern uint64_t exipc__fork_generation;
+static inline bool forked(exipc_domain_t *d) { return d->fork_gen != ATOM_LOAD_RELAXED(&exipc__fork_generation); }
 /* The domain's name was removed while we are attached (watch.c sets it). */
 static inline bool domain_gone(exipc_domain_t *d) { return ATOM_LOAD_RELAXED(&d->watch.gone) != 0; }
+/* 0, -EBADF in a forked child, -EIDRM once the domain was unlinked: the
+ * check at the top of every call (inline: it is on every data-plane call). */
+static inline int check_fork(exipc_domain_t *d)
+{
+    if (forked(d))
+        return -EBADF;
+    return domain_gone(d) ? -EIDRM : 0;
+}
 
 uint64_t exipc_fork_generation(void);
 

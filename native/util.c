@@ -143,11 +143,11 @@ bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen)
  * description, hence its liveness lock: a child that used the domain would
  * pass for its parent. Every CQM call and the data plane check this counter,
  * bumped in the child by pthread_atfork, and refuse with -EBADF. */
-static uint64_t fork_generation;
+uint64_t exipc__fork_generation; /* hidden (not exported): check_fork reads it inline */
 
 static void on_fork_child(void)
 {
-    ATOM_FETCH_ADD(&fork_generation, 1);
+    ATOM_FETCH_ADD(&exipc__fork_generation, 1);
 }
 
 __attribute__((constructor)) static void install_fork_handler(void)
@@ -157,16 +157,7 @@ __attribute__((constructor)) static void install_fork_handler(void)
 
 uint64_t exipc_fork_generation(void)
 {
-    return ATOM_LOAD_RELAXED(&fork_generation);
-}
-
-bool forked(exipc_domain_t *d) { return d->fork_gen != ATOM_LOAD_RELAXED(&fork_generation); }
-
-int check_fork(exipc_domain_t *d)
-{
-    if (forked(d))
-        return -EBADF;
-    return domain_gone(d) ? -EIDRM : 0;
+    return ATOM_LOAD_RELAXED(&exipc__fork_generation);
 }
 
 /* The one table of error texts: exipc_strerror in C, and the Go errors'
