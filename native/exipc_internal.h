@@ -43,7 +43,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 5u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns */
+#define EXIPC_LAYOUT_VERSION 6u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -236,6 +236,15 @@ struct ring {
      * wake-ups issued (futex or doorbell) for a parked consumer. */
     uint64_t full_refusals;
     uint64_t wakeups;
+    /* A copy of the last handle published and its index, on the line the
+     * consumer reads tail from: a consumer that is one message behind takes
+     * it from here instead of missing on the slot's line as well. Written
+     * by P: last_idx := LAST_NONE, last_h, then last_idx (release each),
+     * before tail; read by C as a seqlock (last_idx, last_h, last_idx
+     * again: equal and = tail - 1, else the slot). A hint: the handle is
+     * checked as any slot's. */
+    uint64_t last_idx;
+    uint64_t last_h;
     alignas(EXIPC_CACHELINE) uint64_t head;
     alignas(EXIPC_CACHELINE) uint32_t sleeping;
     alignas(EXIPC_CACHELINE) uint64_t slots[];
@@ -486,6 +495,7 @@ int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p
 /* ring.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
 #define SLEEP_DOORBELL 2u /* ring.sleeping: consumer waits on its doorbell */
+#define LAST_NONE UINT64_MAX /* ring.last_idx while last_h is being rewritten */
 void ring_reset(exipc_domain_t *d, uint32_t chan);
 void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r);
 void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r);

@@ -402,6 +402,57 @@ static void test_spin_when_pinned(void)
     CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* The copy of the last handle on the tail's line (ring.last_idx/last_h): a
+ * receiver one message behind takes the handle from it, but only while the
+ * index says it is that slot's; a copy that names another slot, or a forged
+ * handle in it, costs nothing but -EBADMSG for that slot. */
+static void test_last_copy(void)
+{
+    const char *name = t_domain("last");
+    struct exipc_options o = {.size = 1 << 20, .ring_capacity = 8, .max_chans = 2};
+    exipc_domain_t *srv = NULL, *cli = NULL;
+    CHECK_RC(exipc_open(name, &o, &srv), 0);
+    CHECK_RC(exipc_open(name, NULL, &cli), 0);
+    exipc_listener_t *l = NULL;
+    exipc_chan_t *cc = NULL, *sc = NULL;
+    CHECK_RC(exipc_listen(srv, "svc", &l), 0);
+    CHECK_RC(exipc_connect(cli, "svc", 0, &cc), 0);
+    CHECK_RC(exipc_accept(l, 0, &sc), 0);
+    if (cc == NULL || sc == NULL)
+        return;
+    struct ring *rg = cc->tx;
+    exipc_handle_t h1, h2, got = 0;
+    CHECK_RC(exipc_alloc(cli, 64, &h1), 0);
+    CHECK_RC(exipc_alloc(cli, 64, &h2), 0);
+    /* The plain case: the copy is the slot's. */
+    CHECK_RC(exipc_send(cc, h1), 0);
+    CHECK(ATOM_LOAD_RELAXED(&rg->last_idx) == 0 && ATOM_LOAD_RELAXED(&rg->last_h) == h1);
+    CHECK_RC(exipc_recv(sc, &got, 0), 0);
+    CHECK(got == h1);
+    /* A copy naming another slot is not used, whatever handle it holds. */
+    CHECK_RC(exipc_send(cc, h2), 0);
+    ATOM_STORE_RELAXED(&rg->last_idx, 7u);
+    ATOM_STORE_RELAXED(&rg->last_h, h1);
+    CHECK_RC(exipc_recv(sc, &got, 0), 0);
+    CHECK(got == h2);
+    /* A forged handle under the right index is checked like a slot: refused,
+     * the slot skipped, and the ring goes on. */
+    CHECK_RC(exipc_send(sc, h1), 0);
+    CHECK_RC(exipc_recv(cc, &h1, 0), 0);
+    CHECK_RC(exipc_send(cc, h1), 0);
+    ATOM_STORE_RELAXED(&rg->last_h, h2); /* the receiver's own block, not in flight */
+    CHECK_RC(exipc_recv(sc, &got, 0), -EBADMSG);
+    CHECK_RC(exipc_recv(sc, &got, 0), -EAGAIN);
+    CHECK(exipc_ptr(srv, h2, NULL) != NULL); /* untouched: still the receiver's */
+    CHECK_RC(exipc_free(srv, h2), 0);
+    exipc_chan_close(cc);
+    exipc_chan_close(sc);
+    exipc_listener_close(l);
+    exipc_close(cli);
+    exipc_close(srv);
+    exipc_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -411,6 +462,7 @@ int main(int argc, char **argv)
     test_open_stat();
     test_heap();
     test_binding();
+    test_last_copy();
     test_incompatible();
     test_fork_and_reap();
     DONE();
