@@ -890,14 +890,16 @@ void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
     return D_ARENA(d) + b.off;
 }
 
-/* Moves h from owner `from` to owner `to` (same generation). -EBADMSG if h is
- * not a live block owned by `from`. */
+/* Moves h from owner `from` to owner `to` (same generation), by CAS: a send,
+ * which another thread of the owner may race with a free of the same handle.
+ * -EBADMSG if h is not a live block owned by `from`. As in heap_take, the
+ * word alone decides: an entry that is not a block start is always free, so
+ * no page-table lookup is needed to refuse one. */
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
 {
-    uint32_t gen;
-    uint64_t e;
-    struct blk b;
-    if (handle_parts(d, h, &gen, &e, &b) != 0)
+    uint32_t gen = (uint32_t)(h >> 32);
+    uint64_t e = (uint32_t)h;
+    if (gen == 0 || gen > GEN_MAX || e >= d->L.nmeta)
         return -EBADMSG;
     uint64_t want = pack_word(gen, from);
     return ATOM_CAS(&D_META(d)[e].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
