@@ -444,6 +444,19 @@ static void test_last_copy(void)
     CHECK_RC(exipc_recv(sc, &got, 0), -EBADMSG);
     CHECK_RC(exipc_recv(sc, &got, 0), -EAGAIN);
     CHECK(exipc_ptr(srv, h2, NULL) != NULL); /* untouched: still the receiver's */
+    /* The same through the slots, in a batch: a slot forged to hold a block
+     * not in flight on this ring is refused and skipped, the next one taken. */
+    exipc_handle_t h3, hs[4];
+    CHECK_RC(exipc_alloc(cli, 64, &h3), 0);
+    CHECK_RC(exipc_alloc(cli, 64, &h1), 0);
+    uint64_t at = cc->tx_tail;
+    CHECK_RC(exipc_send(cc, h3), 0);
+    CHECK_RC(exipc_send(cc, h1), 0);
+    ATOM_STORE_RELAXED(&rg->slots[at & cc->mask], h2);
+    CHECK_RC(exipc_recv_batch(sc, hs, 4, 0), -EBADMSG);
+    CHECK_RC(exipc_recv_batch(sc, hs, 4, 0), 1);
+    CHECK(hs[0] == h1);
+    CHECK(exipc_ptr(srv, h2, NULL) != NULL);
     CHECK_RC(exipc_free(srv, h2), 0);
     exipc_chan_close(cc);
     exipc_chan_close(sc);
