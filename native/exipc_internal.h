@@ -30,6 +30,7 @@
 #ifndef EXIPC_INTERNAL_H
 #define EXIPC_INTERNAL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdbool.h>
@@ -42,7 +43,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 5u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns */
+#define EXIPC_LAYOUT_VERSION 6u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -235,6 +236,15 @@ struct ring {
      * wake-ups issued (futex or doorbell) for a parked consumer. */
     uint64_t full_refusals;
     uint64_t wakeups;
+    /* A copy of the last handle published and its index, on the line the
+     * consumer reads tail from: a consumer that is one message behind takes
+     * it from here instead of missing on the slot's line as well. Written
+     * by P: last_idx := LAST_NONE, last_h, then last_idx (release each),
+     * before tail; read by C as a seqlock (last_idx, last_h, last_idx
+     * again: equal and = tail - 1, else the slot). A hint: the handle is
+     * checked as any slot's. */
+    uint64_t last_idx;
+    uint64_t last_h;
     alignas(EXIPC_CACHELINE) uint64_t head;
     alignas(EXIPC_CACHELINE) uint32_t sleeping;
     alignas(EXIPC_CACHELINE) uint64_t slots[];
@@ -442,15 +452,24 @@ int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t sl
 /* Bumps the futex word *addr (acq_rel) and wakes every waiter on it. */
 void bump_wake(uint32_t *addr);
 int ncpus(void); /* CPUs this process may run on (cached) */
+int online_cpus(void); /* CPUs online on the machine (cached): where a peer may run */
 bool valid_name(const char *s, size_t max);
 bool slot_alive(exipc_domain_t *d, uint32_t slot);
 bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen);
-/* 0, -EBADF in a forked child, -EIDRM once the domain was unlinked: the
- * check at the top of every call. */
-int check_fork(exipc_domain_t *d);
-bool forked(exipc_domain_t *d);
+/* Bumped in a forked child (util.c); a handle opened before the fork is
+ * the parent's. */
+extern uint64_t exipc__fork_generation;
+static inline bool forked(exipc_domain_t *d) { return d->fork_gen != ATOM_LOAD_RELAXED(&exipc__fork_generation); }
 /* The domain's name was removed while we are attached (watch.c sets it). */
 static inline bool domain_gone(exipc_domain_t *d) { return ATOM_LOAD_RELAXED(&d->watch.gone) != 0; }
+/* 0, -EBADF in a forked child, -EIDRM once the domain was unlinked: the
+ * check at the top of every call (inline: it is on every data-plane call). */
+static inline int check_fork(exipc_domain_t *d)
+{
+    if (forked(d))
+        return -EBADF;
+    return domain_gone(d) ? -EIDRM : 0;
+}
 
 uint64_t exipc_fork_generation(void);
 
@@ -462,6 +481,8 @@ int layout_from_params(const struct seg_params *p, struct layout *L);
 uint32_t heap_nclasses(uint32_t max_block); /* slab classes a domain with this max_block uses */
 void heap_init(exipc_domain_t *d);
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to);
+int heap_take(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to); /* in flight -> owned: the ring's consumer only */
+void heap_prefetch(exipc_domain_t *d, exipc_handle_t h);
 int heap_free_owned(exipc_domain_t *d, exipc_handle_t h, uint32_t owner);
 uint64_t heap_release_owner(exipc_domain_t *d, uint32_t owner_kind, uint32_t id);
 uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owner, exipc_handle_t h), void *arg);
@@ -474,6 +495,7 @@ int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p
 /* ring.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
 #define SLEEP_DOORBELL 2u /* ring.sleeping: consumer waits on its doorbell */
+#define LAST_NONE UINT64_MAX /* ring.last_idx while last_h is being rewritten */
 void ring_reset(exipc_domain_t *d, uint32_t chan);
 void ring_drain_free(exipc_domain_t *d, uint32_t chan, uint32_t r);
 void ring_wake(exipc_domain_t *d, uint32_t chan, uint32_t r);
@@ -511,6 +533,9 @@ void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 /* exipc_recv that parks at once when the ring is empty, whatever the wait
  * policy (for exipc_recv_view's EXIPC_RECV_NOSPIN). */
 int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns);
+/* How long a blocking receive of this process spins before it parks, by its
+ * wait policy (INT64_MAX / 2: until its deadline). */
+int64_t recv_spin_ns(exipc_domain_t *d);
 
 /* watch.c */
 void watch_init(exipc_domain_t *d);

@@ -890,17 +890,54 @@ void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
     return D_ARENA(d) + b.off;
 }
 
-/* Moves h from owner `from` to owner `to` (same generation). -EBADMSG if h is
- * not a live block owned by `from`. */
+/* Moves h from owner `from` to owner `to` (same generation), by CAS: a send,
+ * which another thread of the owner may race with a free of the same handle.
+ * -EBADMSG if h is not a live block owned by `from`. As in heap_take, the
+ * word alone decides: an entry that is not a block start is always free, so
+ * no page-table lookup is needed to refuse one. */
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
 {
-    uint32_t gen;
-    uint64_t e;
-    struct blk b;
-    if (handle_parts(d, h, &gen, &e, &b) != 0)
+    uint32_t gen = (uint32_t)(h >> 32);
+    uint64_t e = (uint32_t)h;
+    if (gen == 0 || gen > GEN_MAX || e >= d->L.nmeta)
         return -EBADMSG;
     uint64_t want = pack_word(gen, from);
     return ATOM_CAS(&D_META(d)[e].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
+}
+
+/* Takes h out of flight on ring owner `from` into owner `to` (the receiving
+ * side of a ring): a checked load and a plain store, not a CAS. Sound because
+ * a block in flight on a ring has one writer at a time: that ring's consumer
+ * (this process, which takes only slots in [head, tail)), or once the
+ * consumer is gone, its reaper or its own close draining the ring. The
+ * producer's reaper frees only blocks in flight outside the ring's window
+ * [head, tail) (reap.c), which the consumer never reads; the sender's own
+ * words move only by CAS from "owned", never from "in flight". Without the
+ * lock prefix the loads of a batch overlap their cache misses instead of
+ * taking them one after another. The handle is checked for its generation
+ * and index range only: an entry that is not a block start is always free
+ * (heap_init, slab_carve and slab returns leave it so), so its word never
+ * matches; exipc_ptr and every later call check the block itself. -EBADMSG
+ * if h is not in flight on `from`. */
+int heap_take(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
+{
+    uint32_t gen = (uint32_t)(h >> 32);
+    uint64_t e = (uint32_t)h;
+    if (gen == 0 || gen > GEN_MAX || e >= d->L.nmeta)
+        return -EBADMSG;
+    uint64_t *w = &D_META(d)[e].word;
+    if (ATOM_LOAD_ACQUIRE(w) != pack_word(gen, from)) /* H3 -> H3': len before ownership moves */
+        return -EBADMSG;
+    ATOM_STORE_RELEASE(w, pack_word(gen, to)); /* H3 -> H3': len before ownership moves */
+    return 0;
+}
+
+/* Starts fetching the word of h for writing (ring_take, before a batch). */
+void heap_prefetch(exipc_domain_t *d, exipc_handle_t h)
+{
+    uint64_t e = (uint32_t)h;
+    if (e < d->L.nmeta)
+        __builtin_prefetch(&D_META(d)[e].word, 1);
 }
 
 /* Frees h to the pool if `owner` owns it. Locked inside. */

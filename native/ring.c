@@ -4,7 +4,9 @@
  * Invariants (see struct ring in exipc_internal.h for the index rules):
  *   - A handle is moved owned -> in flight (heap CAS) before its slot is
  *     written, and the slot before tail is published; the consumer moves it
- *     in flight -> owned after reading the slot, before publishing head.
+ *     in flight -> owned after reading the slot, before publishing head
+ *     (a checked plain store: only the consumer writes a word in flight on
+ *     its ring, see heap_take).
  *   - A closing end publishes everything it sent before it sets closed; a
  *     receiver that sees closed re-reads tail, so nothing sent is lost and
  *     -EPIPE comes only after the ring is drained.
@@ -32,6 +34,8 @@ void ring_reset(exipc_domain_t *d, uint32_t chan)
         ATOM_STORE_RELAXED(&rg->sleeping, 0);
         ATOM_STORE_RELAXED(&rg->full_refusals, 0);
         ATOM_STORE_RELAXED(&rg->wakeups, 0);
+        ATOM_STORE_RELAXED(&rg->last_idx, LAST_NONE);
+        ATOM_STORE_RELAXED(&rg->last_h, 0);
     }
 }
 
@@ -131,6 +135,11 @@ int exipc_send_batch(exipc_chan_t *c, const exipc_handle_t *hs, size_t n)
         }
         ATOM_STORE_RELAXED(&c->tx->slots[(tail + i) & c->mask], hs[i]);
     }
+    /* The seqlock copy of the last handle (see struct ring): invalid first,
+     * so a reader that sees the new handle cannot see the old index. */
+    ATOM_STORE_RELAXED(&c->tx->last_idx, LAST_NONE);
+    ATOM_STORE_RELEASE(&c->tx->last_h, hs[k - 1]);       /* R3 -> A3: last_idx invalid before last_h */
+    ATOM_STORE_RELEASE(&c->tx->last_idx, tail + k - 1); /* R4 -> A4: last_h before last_idx */
     KILL_POINT("send.unpublished"); /* in flight, in no ring yet: the reaper's stragglers */
     ATOM_STORE_RELAXED(&c->tx_tail, tail + k); /* process-local; quota_full reads it from other threads */
     ATOM_STORE_SEQCST(&c->tx->tail, tail + k); /* R1 -> A1: slot before tail */
@@ -155,6 +164,19 @@ int64_t ring_refresh_tail(exipc_chan_t *c)
     return (int64_t)(tail - c->rx_head);
 }
 
+/* The handle in slot `idx`, the last one published: from the copy on the
+ * tail's line when it is still that slot's (no miss on the slot's line),
+ * else from the slot. */
+static inline exipc_handle_t ring_last(exipc_chan_t *c, uint64_t idx)
+{
+    struct ring *rg = c->rx;
+    uint64_t i1 = ATOM_LOAD_ACQUIRE(&rg->last_idx); /* R4 -> A4: last_h before last_idx */
+    exipc_handle_t h = ATOM_LOAD_ACQUIRE(&rg->last_h); /* R3 -> A3: last_idx invalid before last_h */
+    if (i1 == idx && ATOM_LOAD_RELAXED(&rg->last_idx) == idx)
+        return h;
+    return ATOM_LOAD_RELAXED(&rg->slots[idx & c->mask]);
+}
+
 /* Takes up to max of the `avail` handles ready in c's receive ring (avail > 0,
  * as ring_refresh_tail or the tail cache said), moving each from in flight
  * to owned by this process. Returns how many, or -EBADMSG for a slot that
@@ -165,9 +187,14 @@ int ring_take(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t avail)
     uint64_t head = c->rx_head;
     size_t k = (uint64_t)avail < max ? (size_t)avail : max;
     uint32_t me = OWNER(OWN_PROC, d->slot);
+    /* Start every block word of the batch on its way first: each was last
+     * written by the producer, so each is a miss, and they overlap. */
+    if (k > 1)
+        for (size_t i = 0; i < k; i++)
+            heap_prefetch(d, ATOM_LOAD_RELAXED(&c->rx->slots[(head + i) & c->mask]));
     for (size_t i = 0; i < k; i++) {
-        exipc_handle_t h = ATOM_LOAD_RELAXED(&c->rx->slots[(head + i) & c->mask]);
-        if (heap_transfer(d, h, c->rx_owner, me) != 0) {
+        exipc_handle_t h = k == 1 && avail == 1 ? ring_last(c, head) : ATOM_LOAD_RELAXED(&c->rx->slots[(head + i) & c->mask]);
+        if (heap_take(d, h, c->rx_owner, me) != 0) {
             if (i == 0) {
                 /* Not a block in flight here: skip the slot, report it. */
                 c->rx_head = head + 1;

@@ -59,6 +59,20 @@ int ncpus(void)
     return v;
 }
 
+/* CPUs online on the machine, computed once: where a peer process may run,
+ * whatever this process's own affinity. */
+int online_cpus(void)
+{
+    static int n; /* benign race: every thread computes the same value */
+    int v = ATOM_LOAD_RELAXED(&n);
+    if (v == 0) {
+        long k = sysconf(_SC_NPROCESSORS_ONLN);
+        v = k > 0 && k < 1 << 20 ? (int)k : 2;
+        ATOM_STORE_RELAXED(&n, v);
+    }
+    return v;
+}
+
 int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t slice)
 {
     int64_t now = now_ns();
@@ -129,11 +143,11 @@ bool proc_alive(exipc_domain_t *d, uint32_t slot, uint32_t gen)
  * description, hence its liveness lock: a child that used the domain would
  * pass for its parent. Every CQM call and the data plane check this counter,
  * bumped in the child by pthread_atfork, and refuse with -EBADF. */
-static uint64_t fork_generation;
+uint64_t exipc__fork_generation; /* hidden (not exported): check_fork reads it inline */
 
 static void on_fork_child(void)
 {
-    ATOM_FETCH_ADD(&fork_generation, 1);
+    ATOM_FETCH_ADD(&exipc__fork_generation, 1);
 }
 
 __attribute__((constructor)) static void install_fork_handler(void)
@@ -143,16 +157,7 @@ __attribute__((constructor)) static void install_fork_handler(void)
 
 uint64_t exipc_fork_generation(void)
 {
-    return ATOM_LOAD_RELAXED(&fork_generation);
-}
-
-bool forked(exipc_domain_t *d) { return d->fork_gen != ATOM_LOAD_RELAXED(&fork_generation); }
-
-int check_fork(exipc_domain_t *d)
-{
-    if (forked(d))
-        return -EBADF;
-    return domain_gone(d) ? -EIDRM : 0;
+    return ATOM_LOAD_RELAXED(&exipc__fork_generation);
 }
 
 /* The one table of error texts: exipc_strerror in C, and the Go errors'

@@ -208,6 +208,19 @@ static int64_t closed_or_ready(exipc_chan_t *c, bool check_liveness)
     return 0;
 }
 
+int64_t recv_spin_ns(exipc_domain_t *d)
+{
+    if (d->wait_policy == EXIPC_WAIT_PARK)
+        return 0;
+    if (d->wait_policy == EXIPC_WAIT_SPIN)
+        return INT64_MAX / 2; /* until the deadline; wait_ready still parks past it */
+    /* On a machine with one CPU the producer cannot run while we spin: park
+     * at once. The producer is another process, so what counts is the CPUs
+     * of the machine, not the ones this process may use: two processes
+     * pinned to one CPU each still answer each other while they spin. */
+    return online_cpus() > 1 ? SPIN_BEFORE_PARK_NS : 0;
+}
+
 /* Waits until something is in the ring. Returns the count ready or an error.
  * nospin: park at once (the caller has spun already, or must not spin). */
 static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns, bool nospin)
@@ -223,12 +236,7 @@ static int64_t wait_ready(exipc_chan_t *c, int64_t timeout_ns, bool nospin)
     }
     int64_t start = now_ns();
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-    /* With one CPU the producer cannot run while we spin: park at once. */
-    int64_t spin = ncpus() > 1 ? SPIN_BEFORE_PARK_NS : 0;
-    if (c->d->wait_policy == EXIPC_WAIT_PARK || nospin)
-        spin = 0;
-    else if (c->d->wait_policy == EXIPC_WAIT_SPIN)
-        spin = INT64_MAX / 2; /* until the deadline; the loop below still parks past it */
+    int64_t spin = nospin ? 0 : recv_spin_ns(c->d);
     int64_t spin_end = start + (timeout_ns > 0 && timeout_ns < spin ? timeout_ns : spin);
     int64_t next_check = start + WAIT_SLICE_NS;
     for (uint32_t i = 1;; i++) {

@@ -3,6 +3,7 @@
  * where a real second process is the point. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -368,14 +369,113 @@ static void test_fork_and_reap(void)
     close(pfd[1]);
 }
 
+/* A receiver pinned to one CPU still spins before it parks when the machine
+ * has another CPU for its producer (the bench pins every C peer; so do many
+ * deployments): only the policy decides, not the process's own affinity.
+ * Run first, in a child that pins itself before anything asks for the CPUs. */
+static void test_spin_when_pinned(void)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        fprintf(stderr, "test_spin_when_pinned: one CPU online, skipped\n");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(sched_getcpu(), &set);
+        int bad = sched_setaffinity(0, sizeof set, &set) != 0;
+        exipc_domain_t *d = NULL;
+        const char *name = t_domain("spin");
+        struct exipc_options o = {.size = 1 << 20};
+        bad |= exipc_open(name, &o, &d) != 0;
+        if (!bad) {
+            bad |= recv_spin_ns(d) != SPIN_BEFORE_PARK_NS; /* adaptive, pinned: spins */
+            d->wait_policy = EXIPC_WAIT_PARK;
+            bad |= recv_spin_ns(d) != 0;
+            exipc_close(d);
+            exipc_unlink(name);
+        }
+        _exit(bad);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The copy of the last handle on the tail's line (ring.last_idx/last_h): a
+ * receiver one message behind takes the handle from it, but only while the
+ * index says it is that slot's; a copy that names another slot, or a forged
+ * handle in it, costs nothing but -EBADMSG for that slot. */
+static void test_last_copy(void)
+{
+    const char *name = t_domain("last");
+    struct exipc_options o = {.size = 1 << 20, .ring_capacity = 8, .max_chans = 2};
+    exipc_domain_t *srv = NULL, *cli = NULL;
+    CHECK_RC(exipc_open(name, &o, &srv), 0);
+    CHECK_RC(exipc_open(name, NULL, &cli), 0);
+    exipc_listener_t *l = NULL;
+    exipc_chan_t *cc = NULL, *sc = NULL;
+    CHECK_RC(exipc_listen(srv, "svc", &l), 0);
+    CHECK_RC(exipc_connect(cli, "svc", 0, &cc), 0);
+    CHECK_RC(exipc_accept(l, 0, &sc), 0);
+    if (cc == NULL || sc == NULL)
+        return;
+    struct ring *rg = cc->tx;
+    exipc_handle_t h1, h2, got = 0;
+    CHECK_RC(exipc_alloc(cli, 64, &h1), 0);
+    CHECK_RC(exipc_alloc(cli, 64, &h2), 0);
+    /* The plain case: the copy is the slot's. */
+    CHECK_RC(exipc_send(cc, h1), 0);
+    CHECK(ATOM_LOAD_RELAXED(&rg->last_idx) == 0 && ATOM_LOAD_RELAXED(&rg->last_h) == h1);
+    CHECK_RC(exipc_recv(sc, &got, 0), 0);
+    CHECK(got == h1);
+    /* A copy naming another slot is not used, whatever handle it holds. */
+    CHECK_RC(exipc_send(cc, h2), 0);
+    ATOM_STORE_RELAXED(&rg->last_idx, 7u);
+    ATOM_STORE_RELAXED(&rg->last_h, h1);
+    CHECK_RC(exipc_recv(sc, &got, 0), 0);
+    CHECK(got == h2);
+    /* A forged handle under the right index is checked like a slot: refused,
+     * the slot skipped, and the ring goes on. */
+    CHECK_RC(exipc_send(sc, h1), 0);
+    CHECK_RC(exipc_recv(cc, &h1, 0), 0);
+    CHECK_RC(exipc_send(cc, h1), 0);
+    ATOM_STORE_RELAXED(&rg->last_h, h2); /* the receiver's own block, not in flight */
+    CHECK_RC(exipc_recv(sc, &got, 0), -EBADMSG);
+    CHECK_RC(exipc_recv(sc, &got, 0), -EAGAIN);
+    CHECK(exipc_ptr(srv, h2, NULL) != NULL); /* untouched: still the receiver's */
+    /* The same through the slots, in a batch: a slot forged to hold a block
+     * not in flight on this ring is refused and skipped, the next one taken. */
+    exipc_handle_t h3, hs[4];
+    CHECK_RC(exipc_alloc(cli, 64, &h3), 0);
+    CHECK_RC(exipc_alloc(cli, 64, &h1), 0);
+    uint64_t at = cc->tx_tail;
+    CHECK_RC(exipc_send(cc, h3), 0);
+    CHECK_RC(exipc_send(cc, h1), 0);
+    ATOM_STORE_RELAXED(&rg->slots[at & cc->mask], h2);
+    CHECK_RC(exipc_recv_batch(sc, hs, 4, 0), -EBADMSG);
+    CHECK_RC(exipc_recv_batch(sc, hs, 4, 0), 1);
+    CHECK(hs[0] == h1);
+    CHECK(exipc_ptr(srv, h2, NULL) != NULL);
+    CHECK_RC(exipc_free(srv, h2), 0);
+    exipc_chan_close(cc);
+    exipc_chan_close(sc);
+    exipc_listener_close(l);
+    exipc_close(cli);
+    exipc_close(srv);
+    exipc_unlink(name);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
     t_prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    test_spin_when_pinned();
     test_names();
     test_open_stat();
     test_heap();
     test_binding();
+    test_last_copy();
     test_incompatible();
     test_fork_and_reap();
     DONE();
