@@ -385,15 +385,36 @@ func readDies(t *testing.T, c net.Conn, what string, kill func()) {
 
 // TestConnKillThroughBridge: a held stream whose server process is killed
 // (SIGKILL) ends with ErrPeerDead, not io.EOF; so does one whose exporting
-// bridge is killed; a new server and bridge serve new streams.
+// bridge is killed, and one whose NATS server is killed; a new server and
+// bridge serve new streams, and so does NATS once it is back.
 func TestConnKillThroughBridge(t *testing.T) {
 	r := newConnRig(t)
 	readDies(t, r.holdConn(t), "conn server", r.server.kill)
 	r.startServer(t)
 	readDies(t, r.holdConn(t), "exporting bridge", r.bb.kill)
 	r.bb = startBridge(t, r.b, r.ns.url(), "-export", r.svc)
-	c := r.dial(t, connGen, 99, 100000)
-	if got, err := readStream(c); err != nil || got != 100000 {
-		t.Fatalf("after the kills: %d bytes, %v", got, err)
+	readDies(t, r.holdConn(t), "NATS server", r.ns.p.kill)
+	r.ns.start()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		c, err := conn.Dial(ctx, r.a.d, r.svc)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		_, err = c.Write(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64([]byte{connGen}, 99), 100000))
+		got := 0
+		if err == nil {
+			got, err = readStream(c)
+		}
+		c.Close()
+		if err == nil && got == 100000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("15 s after NATS came back, a new stream still fails: %d bytes, %v", got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
