@@ -150,7 +150,7 @@ check-exports: $(BUILD)/libexipc.so $(BUILD)/libexipc.a ## both libraries export
 # ---- install ------------------------------------------------------------------
 INSTDIR = $(DESTDIR)$(abspath $(PREFIX))
 
-install: lib ## headers, libraries, pkg-config file into PREFIX (default /usr/local) [DESTDIR=...]
+install: lib ## headers, libraries, pkg-config file, and bin/exipc, bin/exipc-bridge into PREFIX (default /usr/local) [DESTDIR=...]
 	install -d $(INSTDIR)/include $(INSTDIR)/lib/pkgconfig
 	install -m 644 native/exipc.h $(INSTDIR)/include/exipc.h
 	install -m 644 $(BUILD)/libexipc.a $(INSTDIR)/lib/libexipc.a
@@ -199,7 +199,7 @@ test-stream-asan: $(call BIN_asan,$(XPROC_TESTS)) $(PEER_ASAN) ## the same under
 
 # (e) the library as a C host sees it: exports, install, pkg-config (shared and static)
 HOSTCHK := $(BUILD)/hostcheck
-test-install: ## install into build/prefix, build the C host with pkg-config (shared, static), run it
+test-install: ## install into build/prefix, build the C host with pkg-config (shared, static), run it; the installed exipc-bridge runs
 	@$(MAKE) --no-print-directory lib
 	@$(MAKE) --no-print-directory check-exports
 	@rm -rf $(BUILD)/prefix $(HOSTCHK) && mkdir -p $(HOSTCHK)
@@ -217,6 +217,12 @@ test-install: ## install into build/prefix, build the C host with pkg-config (sh
 	ldd $(HOSTCHK)/host_shared | grep -q 'libexipc\.so\.$(SOVERSION) => .*$(BUILD)/prefix/lib' \
 	    || { echo "host_shared does not load the installed libexipc.so.$(SOVERSION)"; exit 1; }; \
 	if ldd $(HOSTCHK)/host_static | grep -q libexipc; then echo "host_static loads libexipc.so"; exit 1; fi
+	@if command -v $(GO) >/dev/null 2>&1; then \
+	    test -x $(BUILD)/prefix/bin/exipc-bridge || { echo "install: no bin/exipc-bridge"; exit 1; }; \
+	    $(BUILD)/prefix/bin/exipc-bridge -h 2>&1 | grep -q '^usage: exipc-bridge' \
+	        || { echo "install: bin/exipc-bridge -h does not print its usage"; exit 1; }; \
+	    echo "installed: $(BUILD)/prefix/bin/exipc-bridge"; \
+	fi
 	@fail=0; \
 	native/test/host_example_run.sh $(HOSTCHK)/host_shared host-shared || fail=1; \
 	native/test/host_example_run.sh $(HOSTCHK)/host_static host-static || fail=1; \
@@ -495,6 +501,20 @@ $(BRIDGE_BIN): FORCE
 $(BENCH_DIR)/bridgebench: FORCE
 	@mkdir -p $(@D)
 	cd bridge && $(GO) build -buildvcs=false -o $(abspath $@) ./bridgebench
+
+# make install puts build/exipc-bridge in PREFIX/bin beside exipc (when Go is
+# there: the bridge is a Go program of its own module, bridge/).
+.PHONY: install-bridge uninstall-bridge
+ifneq ($(shell command -v $(GO) 2>/dev/null),)
+install: install-bridge
+endif
+uninstall: uninstall-bridge
+install-bridge: $(BRIDGE_BIN) ## install build/exipc-bridge into PREFIX/bin (part of install)
+	install -d $(INSTDIR)/bin
+	install -m 755 $(BRIDGE_BIN) $(INSTDIR)/bin/exipc-bridge
+
+uninstall-bridge: ## remove PREFIX/bin/exipc-bridge
+	rm -f $(INSTDIR)/bin/exipc-bridge
 
 test-bridge: ## the bridge's tests: a real nats-server, two domains, C and Go peers, POP3 across it
 	@set -ex; cd bridge; test -z "$$(gofmt -l .)"; $(GO) vet ./...; $(GO) test -count=1 $(GO_TEST_FLAGS) ./...

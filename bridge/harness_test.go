@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:]))
 	case "nats":
 		os.Exit(natsMain())
+	case "connserver":
+		os.Exit(connServerMain())
 	}
 	os.Exit(m.Run())
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -89,35 +90,34 @@ func (l *link) readLoop() {
 	}
 	dSubj, bSubj, mSubj := l.dataSubj+"D", l.dataSubj+"B", l.dataSubj+"M"
 	var first []byte
-	hs := make([]exipc.Handle, 32)
 	for {
-		k, err := l.ch.RecvBatch(l.ctx, hs)
+		// Drain what is there, then sleep in C on the ring (one thread hop
+		// per wake-up; RecvBatch would park on the domain's poller, two).
+		h, body, err := l.ch.TryRecvBytes()
+		if err == exipc.ErrEmpty {
+			// Before sleeping, let nats.go's flusher (readied by our
+			// publishes onto this P) write them: a goroutine left on the P
+			// of a thread asleep in C waits for another thread to steal it.
+			runtime.Gosched()
+			h, body, err = l.ch.RecvBytes(l.ctx)
+		}
 		if err != nil {
 			if errors.Is(err, exipc.ErrPeerDead) && !l.dead.Load() {
 				l.kill("") // the local peer is done: X tells the remote, after its messages
 			}
 			return
 		}
-		for i, h := range hs[:k] {
-			if !l.forward(h, dSubj, bSubj, mSubj, maxPayload, &first) {
-				for _, h := range hs[i+1 : k] {
-					b.d.Free(h)
-				}
-				return
-			}
+		if !l.forward(h, body, dSubj, bSubj, mSubj, maxPayload, &first) {
+			return
 		}
 	}
 }
 
 // forward publishes the local message h (and frees it); false once the link
 // is dead.
-func (l *link) forward(h exipc.Handle, dSubj, bSubj, mSubj string, maxPayload int, first *[]byte) bool {
+func (l *link) forward(h exipc.Handle, body []byte, dSubj, bSubj, mSubj string, maxPayload int, first *[]byte) bool {
 	b := l.b
-	body, err := b.d.Bytes(h)
-	if err != nil {
-		l.kill("local block: " + err.Error())
-		return false
-	}
+	var err error
 	n := uint64(len(body))
 	if !l.waitCredit(n) {
 		b.d.Free(h)
