@@ -35,6 +35,10 @@ const spinFor = native.SpinBeforePark
 // between two rings, and an idle one sleeps soon.
 const hotFor = 2 * spinFor
 
+// yieldMask: one empty look in yieldMask+1 yields the thread to the kernel
+// (sched_yield) rather than only the P to the Go scheduler.
+const yieldMask = 31
+
 // spinners counts the goroutines of this process that spin in Wait under
 // WaitAdaptive; at most maxSpinners do at once (the Ps left over when one
 // runs the peer's work), so that a hundred waiting goroutines do not take
@@ -182,6 +186,13 @@ func (p *Poller) loop() {
 			if n == -int(syscall.EAGAIN) {
 				if k&15 == 0 && time.Since(ringAt) >= hotFor {
 					hot = false
+				} else if k&yieldMask == yieldMask {
+					// Now and then let the kernel run another thread on
+					// this CPU (the peer's, often): a poller that only
+					// yields its P keeps its thread runnable, and on a
+					// small machine a goroutine queued behind a thread
+					// the kernel has set aside waits for it.
+					syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 				} else {
 					runtime.Gosched()
 				}
@@ -276,8 +287,8 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 	var spinUntil time.Time
 	spinning := false // holds a spinning slot (WaitAdaptive)
 	sleptIn := false  // one direct slice ran out: park from now on
-	counted := false // counted in waiting
-	crowd := false   // more than maxAlone goroutines wait: park at once
+	counted := false  // counted in waiting
+	crowd := false    // more than maxAlone goroutines wait: park at once
 	defer func() {
 		if spinning {
 			spinners.Add(-1)
