@@ -60,7 +60,7 @@ func spinSlot() bool {
 
 // Poller is a domain's one waiting thread. Goroutines that must wait in
 // Recv, RecvBatch or Accept arm their channel or listener in C and park on
-// their Waiter's Go channel; the poller, on one locked OS thread, sleeps on
+// their Waiter's Go channel; the poller, one goroutine, sleeps on
 // the process's doorbell (one futex word, whatever the number of channels)
 // and wakes exactly the waiters whose bits were rung. Goroutines park,
 // threads do not: ten thousand blocked receivers cost one thread.
@@ -269,8 +269,9 @@ type Site interface {
 // error other than "nothing there"), ctx is done (it returns ErrDone), or
 // the site is closed (native.ErrClosed). The domain's policy decides whether
 // to spin first (WaitAdaptive: the C core's budget, about 20 µs, if fewer
-// than GOMAXPROCS-1 goroutines of the process spin already), spin only
-// (WaitSpin) or wait at once (WaitPark).
+// than GOMAXPROCS-1 goroutines of the process spin already, and no more
+// goroutines wait than there are Ps), spin only (WaitSpin) or wait at once
+// (WaitPark).
 //
 // try(0) must not block. When direct is true, try(t) with t > 0 may sleep
 // in C for up to t nanoseconds (parked on the ring's own futex, without
