@@ -43,7 +43,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 6u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h */
+#define EXIPC_LAYOUT_VERSION 7u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h; 7: the doorbell's asleep bit */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -168,7 +168,7 @@ struct proc_slot {
     alignas(EXIPC_CACHELINE) uint32_t state;
     uint32_t gen;      /* bumped on each registration; channels record it */
     int32_t pid;       /* informational only (pid namespaces differ) */
-    uint32_t doorbell; /* futex word, rung by producers (wait issue) */
+    uint32_t doorbell; /* futex word, rung by producers: count in bits 1.., DOORBELL_ASLEEP in bit 0 (wait.c) */
     uint32_t reaper, reaper_gen; /* REAPING: the claim (slot, gen); NO_PROC = a reaper that had no slot */
     uint64_t pidns;    /* the owner's pid namespace (inode): its pid means something only there (watch.c) */
 };
@@ -451,6 +451,12 @@ enum { WAIT_WOKEN = 0, WAIT_SLICE = 1, WAIT_DEADLINE = 2 };
 int futex_wait_slice(uint32_t *addr, uint32_t seen, int64_t deadline, int64_t slice);
 /* Bumps the futex word *addr (acq_rel) and wakes every waiter on it. */
 void bump_wake(uint32_t *addr);
+/* A process doorbell: bits 1.. count the rings, bit 0 says that a waiter
+ * sleeps (or is about to) on the word. A ringer bumps the count and makes the
+ * futex_wake system call only if it found the bit set (and clears it). */
+#define DOORBELL_ASLEEP 1u
+#define DOORBELL_STEP 2u
+void doorbell_bump(uint32_t *db);
 int ncpus(void); /* CPUs this process may run on (cached) */
 int online_cpus(void); /* CPUs online on the machine (cached): where a peer may run */
 bool valid_name(const char *s, size_t max);

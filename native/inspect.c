@@ -264,7 +264,7 @@ int exipc_inspect_procs(exipc_inspector_t *in, struct exipc_proc_info *out, size
             }
             pi->blocks_owned = owned[i];
             pi->blocks_cached = cached[i];
-            pi->doorbell = ATOM_LOAD_RELAXED(&D_PROC(d, i)->doorbell);
+            pi->doorbell = ATOM_LOAD_RELAXED(&D_PROC(d, i)->doorbell) / DOORBELL_STEP;
         }
         n++;
     }

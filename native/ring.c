@@ -47,7 +47,7 @@ void doorbell_ring(exipc_domain_t *d, uint32_t slot, uint32_t bit)
     uint64_t *words = D_READY(d, slot);
     __atomic_fetch_or(&words[bit / 64], 1ull << (bit % 64), __ATOMIC_SEQ_CST);
     struct proc_slot *p = D_PROC(d, slot);
-    bump_wake(&p->doorbell); /* D1 -> D1: work before doorbell */
+    doorbell_bump(&p->doorbell); /* D1 -> D1: work before doorbell */
 }
 
 /* Called by connect after it queued a channel on service si. */

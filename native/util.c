@@ -92,6 +92,19 @@ void bump_wake(uint32_t *addr)
     futex_wake(addr, 0x7fffffff);
 }
 
+/* The ringer's half of the doorbell's Dekker pair (the waiter's is
+ * doorbell_sleep in wait.c): the work is visible before the seq_cst bump,
+ * and a waiter that set DOORBELL_ASLEEP before the bump is woken; one that
+ * sets it after sees the new count and does not sleep. */
+void doorbell_bump(uint32_t *db)
+{
+    uint32_t old = __atomic_fetch_add(db, DOORBELL_STEP, __ATOMIC_SEQ_CST);
+    if ((old & DOORBELL_ASLEEP) == 0)
+        return;
+    __atomic_fetch_and(db, ~DOORBELL_ASLEEP, __ATOMIC_SEQ_CST);
+    futex_wake(db, 0x7fffffff);
+}
+
 bool valid_name(const char *s, size_t max)
 {
     if (s == NULL || s[0] == '\0' || s[0] == '.')

@@ -3,11 +3,17 @@
  * bitmaps.
  *
  * Invariants:
- *   - proc_slot.doorbell is a futex word that only grows. A waiter reads it
- *     (D1), then looks for work (ready bits, ring indices), and sleeps only
- *     while it still holds the value read. A producer makes its work visible
- *     first, then bumps the doorbell (D1) and wakes: so a ring between the
- *     waiter's read and its sleep makes the sleep return at once.
+ *   - proc_slot.doorbell is a futex word whose count (bits 1..) only grows.
+ *     A waiter reads it (D1), then looks for work (ready bits, ring
+ *     indices), then sets DOORBELL_ASLEEP with a CAS from the value read, and
+ *     sleeps only while the word holds that value with the bit. A producer
+ *     makes its work visible first, then bumps the count (D1, seq_cst) and
+ *     makes the futex_wake system call only if the bit was set: a ring
+ *     between the waiter's read and its CAS fails the CAS (look again), one
+ *     after it finds the bit. So nobody pays a system call to ring a
+ *     process whose waiters are awake (a busy poller, or none at all).
+ *     A scribbled bit costs one needless system call, or (cleared by a
+ *     hostile peer) a wake-up it could as well have withheld.
  *   - ring.sleeping == SLEEP_DOORBELL means "the consumer is armed": the
  *     producer that clears it (exchange, so exactly one does) sets the
  *     channel's bit in the consumer's ready bitmap and rings its doorbell.
@@ -85,8 +91,19 @@ int exipc_wake(exipc_domain_t *d)
         return -EINVAL;
     struct proc_slot *p = D_PROC(d, d->slot);
     ATOM_STORE_SEQCST(&d->wake_pending, 1u);
-    bump_wake(&p->doorbell); /* D1 -> D1: work before doorbell */
+    doorbell_bump(&p->doorbell); /* D1 -> D1: work before doorbell */
     return 0;
+}
+
+/* The waiter's half of the doorbell's Dekker pair: sleeps while the doorbell
+ * still holds `seen` (read before the caller looked for work), as
+ * futex_wait_slice does. */
+static int doorbell_sleep(struct proc_slot *p, uint32_t seen, int64_t deadline, int64_t slice)
+{
+    uint32_t want = seen | DOORBELL_ASLEEP;
+    if (seen != want && !__atomic_compare_exchange_n(&p->doorbell, &seen, want, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        return WAIT_WOKEN; /* rung since `seen`: look again */
+    return futex_wait_slice(&p->doorbell, want, deadline, slice);
 }
 
 int exipc_wait_ready(exipc_domain_t *d, uint64_t *bits, size_t words, int64_t timeout_ns)
@@ -117,10 +134,9 @@ int exipc_wait_ready(exipc_domain_t *d, uint64_t *bits, size_t words, int64_t ti
          * would now sleep on: it left wake_pending set, so return. */
         if (ATOM_XCHG_SEQCST(&d->wake_pending, 0u) != 0)
             return 0;
-        int64_t now = now_ns();
-        if (now >= deadline)
+        if (now_ns() >= deadline)
             return -ETIMEDOUT;
-        futex_wait(&p->doorbell, seen, deadline == INT64_MAX ? -1 : deadline - now);
+        doorbell_sleep(p, seen, deadline, INT64_MAX);
     }
 }
 
@@ -172,7 +188,7 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
             return 0; /* woken by exipc_wake */
         if (timeout_ns == 0)
             return -EAGAIN;
-        int w = futex_wait_slice(&p->doorbell, seen, deadline, wait_slice_ns(d));
+        int w = doorbell_sleep(p, seen, deadline, wait_slice_ns(d));
         if (w == WAIT_DEADLINE)
             return -ETIMEDOUT;
         if (w == WAIT_SLICE) {

@@ -77,7 +77,7 @@ static void mark_gone(exipc_domain_t *d)
     for (exipc_listener_t *l = d->listeners; l != NULL; l = l->next)
         bump_wake(&D_SVC(d, l->idx)->accept_futex); /* B1 -> B1: backlog before accept_futex */
     pthread_mutex_unlock(&d->objs_lock);
-    bump_wake(&D_PROC(d, d->slot)->doorbell); /* D1 -> D1: work before doorbell */
+    doorbell_bump(&D_PROC(d, d->slot)->doorbell); /* D1 -> D1: work before doorbell */
     bump_wake(&h->services_epoch);           /* E1 -> E1: service before services_epoch */
     bump_wake(&h->lock.wake);
 }
@@ -145,7 +145,7 @@ static void *watcher(void *arg)
 static void note_unwatched(exipc_domain_t *d)
 {
     ATOM_FETCH_ADD(&d->watch.unwatched, 1u);
-    bump_wake(&D_PROC(d, d->slot)->doorbell); /* D1 -> D1: work before doorbell */
+    doorbell_bump(&D_PROC(d, d->slot)->doorbell); /* D1 -> D1: work before doorbell */
 }
 
 /* Starts the watcher: epoll set, stop eventfd, inotify on the domain's name.

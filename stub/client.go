@@ -33,7 +33,8 @@ type Client struct {
 	ch      *exipc.Chan   // nil while disconnected
 	pending map[uint64]pend
 	nextID  uint64
-	err     error // set by Close (or, for a NewClient client, by its channel's end): every call fails with it
+	spare   []chan result // reply channels of finished calls, empty, to reuse
+	err     error         // set by Close (or, for a NewClient client, by its channel's end): every call fails with it
 
 	recv    chan struct{} // holds the token a caller takes to receive
 	dialing chan struct{} // holds the token a caller takes to reconnect
@@ -174,7 +175,12 @@ func (c *Client) start(ctx context.Context) (*exipc.Domain, *exipc.Chan, uint64,
 		if c.ch != nil {
 			d, ch, id := c.d, c.ch, c.nextID
 			c.nextID++
-			rc := make(chan result, 1)
+			var rc chan result
+			if n := len(c.spare); n > 0 {
+				rc, c.spare = c.spare[n-1], c.spare[:n-1]
+			} else {
+				rc = make(chan result, 1)
+			}
 			c.pending[id] = pend{rc, ch}
 			c.mu.Unlock()
 			return d, ch, id, rc, nil
@@ -298,9 +304,11 @@ func (c *Client) wait(ctx context.Context, ch *exipc.Chan, id uint64, rc chan re
 	for {
 		select {
 		case r := <-rc:
+			c.reuse(rc)
 			return r.r, r.err
 		case <-c.recv:
 			if r, ok := c.receive(ctx, ch, id, rc); ok {
+				c.reuse(rc)
 				return r.r, r.err
 			}
 			return c.abandon(ctx, id, rc)
@@ -308,6 +316,18 @@ func (c *Client) wait(ctx context.Context, ch *exipc.Chan, id uint64, rc chan re
 			return c.abandon(ctx, id, rc)
 		}
 	}
+}
+
+// reuse keeps rc for a later call. Only for a call that got its result:
+// nothing is filed into rc after that (whoever filed it had removed the call
+// from pending first). An abandoned call's rc is not reused: a reply may
+// still be on its way into it.
+func (c *Client) reuse(rc chan result) {
+	c.mu.Lock()
+	if len(c.spare) < 64 {
+		c.spare = append(c.spare, rc)
+	}
+	c.mu.Unlock()
 }
 
 // abandon stops waiting for id after ctx is done.

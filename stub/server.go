@@ -24,6 +24,8 @@ type Request struct {
 // and returns nil; or returns an error: an *Error goes back with its status
 // and message, any other error with StatusInternal and its text. ctx is
 // done when the client's channel goes or the server stops.
+// req and w are the server's, valid until the handler returns (the server
+// reuses them for the channel's next request).
 type Handler func(ctx context.Context, req *Request, w *Writer) error
 
 // Func adapts a function that returns the response body as a slice (copied
@@ -81,8 +83,8 @@ func (w *Writer) release() {
 // protocol). Register handlers before serving.
 type Server struct {
 	d        *exipc.Domain
-	mu       sync.RWMutex
-	handlers map[uint32]*handler
+	mu       sync.Mutex                          // serialises Handle
+	handlers atomic.Pointer[map[uint32]*handler] // copied on Handle: read without a lock per request
 	conns    atomic.Uint64
 
 	// MaxInFlight bounds the requests of one channel handled at once
@@ -117,7 +119,9 @@ func (h *handler) ran(d time.Duration) {
 
 // NewServer returns a server on domain d with no handlers.
 func NewServer(d *exipc.Domain) *Server {
-	return &Server{d: d, handlers: make(map[uint32]*handler)}
+	s := &Server{d: d}
+	s.handlers.Store(&map[uint32]*handler{})
+	return s
 }
 
 // Handle registers h for op, replacing any earlier handler. Requests for an
@@ -129,7 +133,13 @@ func NewServer(d *exipc.Domain) *Server {
 // to MaxInFlight at once per channel.
 func (s *Server) Handle(op uint32, h Handler) {
 	s.mu.Lock()
-	s.handlers[op] = &handler{fn: h}
+	old := *s.handlers.Load()
+	m := make(map[uint32]*handler, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[op] = &handler{fn: h}
+	s.handlers.Store(&m)
 	s.mu.Unlock()
 }
 
@@ -165,6 +175,8 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 	if max <= 0 {
 		max = 64
 	}
+	// sem holds a token per request handled in a goroutine of its own; the
+	// inline ones need none (one at a time, on this goroutine).
 	sem := make(chan struct{}, max)
 	var wg sync.WaitGroup
 	defer func() {
@@ -174,15 +186,18 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 			s.OnClose(conn)
 		}
 	}()
+	var inl inlineReq // reused by every request handled inline
 	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if len(sem) == cap(sem) { // MaxInFlight in goroutines: wait for one before receiving more
+			select {
+			case sem <- struct{}{}:
+				<-sem
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		h, b, err := ch.RecvBytes(ctx)
 		if err != nil {
-			<-sem
 			if errors.Is(err, exipc.ErrPeerDead) {
 				return nil
 			}
@@ -191,36 +206,47 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 		hd, body, err := Parse(b)
 		if err != nil || hd.Kind != KindRequest {
 			s.d.Free(h) // garbage, or not a request: no id to answer
-			<-sem
 			continue
 		}
-		s.mu.RLock()
-		fn := s.handlers[hd.Op]
-		s.mu.RUnlock()
+		fn := (*s.handlers.Load())[hd.Op]
 		if fn == nil || fn.inline() {
-			s.handle(ctx, ch, conn, h, hd, body, fn)
-			<-sem
+			s.handle(ctx, ch, conn, h, hd, body, fn, &inl)
 			continue
 		}
+		sem <- struct{}{} // never blocks: only this loop adds, and it checked for room
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s.handle(ctx, ch, conn, h, hd, body, fn)
+			s.handle(ctx, ch, conn, h, hd, body, fn, nil)
 		}()
 	}
 }
 
+// inlineReq is the Request and Writer of the requests a ServeChan handles
+// on its own goroutine, one after the other: allocated once per channel.
+type inlineReq struct {
+	req Request
+	w   Writer
+}
+
 // handle runs the handler of request h (parsed: hd, body) and sends the
 // reply.
-func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exipc.Handle, hd Header, body []byte, fn *handler) {
+func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exipc.Handle, hd Header, body []byte, fn *handler, inl *inlineReq) {
 	var err error
-	w := &Writer{d: s.d}
+	if inl == nil {
+		inl = new(inlineReq)
+	}
+	w := &inl.w
+	*w = Writer{d: s.d}
 	if fn == nil {
 		err = &Error{Status: StatusNoHandler, Msg: "no handler for this op"}
 	} else {
+		req := &inl.req
+		*req = Request{Op: hd.Op, ID: hd.ID, Conn: conn, Body: body}
 		start := time.Now()
-		err = fn.fn(ctx, &Request{Op: hd.Op, ID: hd.ID, Conn: conn, Body: body}, w)
+		err = fn.fn(ctx, req, w)
 		fn.ran(time.Since(start))
+		req.Body = nil
 	}
 	s.d.Free(h)
 

@@ -29,6 +29,16 @@ const ReapEvery = 50 * time.Millisecond
 // budget (SPIN_BEFORE_PARK_NS), so that Go and C waiters behave alike.
 const spinFor = native.SpinBeforePark
 
+// hotFor is how long the poller keeps looking at the ready bits without
+// sleeping after the last ring: about one vCPU wake-up on the machines
+// measured, so that a process exchanging with a busy peer never sleeps
+// between two rings, and an idle one sleeps soon.
+const hotFor = 2 * spinFor
+
+// yieldMask: one empty look in yieldMask+1 yields the thread to the kernel
+// (sched_yield) rather than only the P to the Go scheduler.
+const yieldMask = 31
+
 // spinners counts the goroutines of this process that spin in Wait under
 // WaitAdaptive; at most maxSpinners do at once (the Ps left over when one
 // runs the peer's work), so that a hundred waiting goroutines do not take
@@ -50,7 +60,7 @@ func spinSlot() bool {
 
 // Poller is a domain's one waiting thread. Goroutines that must wait in
 // Recv, RecvBatch or Accept arm their channel or listener in C and park on
-// their Waiter's Go channel; the poller, on one locked OS thread, sleeps on
+// their Waiter's Go channel; the poller, one goroutine, sleeps on
 // the process's doorbell (one futex word, whatever the number of channels)
 // and wakes exactly the waiters whose bits were rung. Goroutines park,
 // threads do not: ten thousand blocked receivers cost one thread.
@@ -59,6 +69,7 @@ func spinSlot() bool {
 type Poller struct {
 	d      native.Domain
 	policy uint32
+	spins  bool // the poller may stay awake after a ring (hotFor)
 
 	mu      sync.Mutex
 	waiters map[uint32]*Waiter
@@ -95,7 +106,8 @@ func (w *Waiter) Drain() { w.drain() }
 // NewPoller returns the (not yet running) poller of domain d; policy is the
 // domain's native.Wait* choice for this process.
 func NewPoller(d native.Domain, policy uint32) *Poller {
-	return &Poller{d: d, policy: policy, waiters: make(map[uint32]*Waiter)}
+	return &Poller{d: d, policy: policy, spins: policy != native.WaitPark && runtime.NumCPU() > 1 && runtime.GOMAXPROCS(0) > 1,
+		waiters: make(map[uint32]*Waiter)}
 }
 
 // Register gives the object whose ready bit is id a Waiter.
@@ -155,20 +167,44 @@ func (p *Poller) ensure() bool {
 }
 
 func (p *Poller) loop() {
-	// The thread blocks in a futex wait; locking it keeps that one thread
-	// for the purpose instead of handing the runtime a blocked M per wait.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer close(p.done)
 	words := make([]uint64, p.d.ReadyWords())
 	last := time.Now()
-	for !p.stop.Load() {
-		timeout := int64(-1)
-		sliced := p.d.WaitSlice() >= 0
-		if sliced {
-			timeout = int64(ReapEvery)
+	// Hot: something rang less than hotFor ago. Then the poller looks at the
+	// ready bits without sleeping, yielding its P between looks, so that the
+	// doorbell's asleep bit stays clear and a producer that rings this
+	// process makes no system call (and wakes no vCPU). With many callers
+	// that keeps both processes of an exchange running; once nothing rang
+	// for hotFor it sleeps in C (and is rung with a futex wake).
+	hot := false
+	sliced := false
+	var ringAt time.Time
+	for k := 0; !p.stop.Load(); k++ {
+		n := -int(syscall.EAGAIN)
+		if hot {
+			n = p.d.WaitReady(words, 0)
+			if n == -int(syscall.EAGAIN) {
+				if k&15 == 0 && time.Since(ringAt) >= hotFor {
+					hot = false
+				} else if k&yieldMask == yieldMask {
+					// Now and then let the kernel run another thread on
+					// this CPU (the peer's, often): a poller that only
+					// yields its P keeps its thread runnable, and on a
+					// small machine a goroutine queued behind a thread
+					// the kernel has set aside waits for it.
+					syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+				} else {
+					runtime.Gosched()
+				}
+				continue
+			}
+		} else {
+			timeout := int64(-1)
+			if sliced = p.d.WaitSlice() >= 0; sliced {
+				timeout = int64(ReapEvery)
+			}
+			n = p.d.WaitReady(words, timeout)
 		}
-		n := p.d.WaitReady(words, timeout)
 		if n == -int(syscall.EIDRM) || n == -int(syscall.EBADF) {
 			// The domain is gone (or this is a forked child): wake every
 			// waiter, whose call then returns the error, and stop.
@@ -191,10 +227,15 @@ func (p *Poller) loop() {
 				}
 			}
 			p.mu.Unlock()
+			if p.spins {
+				hot, ringAt = true, time.Now()
+			}
 		}
-		if now := time.Now(); sliced && now.Sub(last) >= ReapEvery && !p.stop.Load() {
-			last = now
-			p.d.ReapNoWait()
+		if sliced {
+			if now := time.Now(); now.Sub(last) >= ReapEvery && !p.stop.Load() {
+				last = now
+				p.d.ReapNoWait()
+			}
 		}
 	}
 }
@@ -228,8 +269,9 @@ type Site interface {
 // error other than "nothing there"), ctx is done (it returns ErrDone), or
 // the site is closed (native.ErrClosed). The domain's policy decides whether
 // to spin first (WaitAdaptive: the C core's budget, about 20 µs, if fewer
-// than GOMAXPROCS-1 goroutines of the process spin already), spin only
-// (WaitSpin) or wait at once (WaitPark).
+// than GOMAXPROCS-1 goroutines of the process spin already, and no more
+// goroutines wait than there are Ps), spin only (WaitSpin) or wait at once
+// (WaitPark).
 //
 // try(0) must not block. When direct is true, try(t) with t > 0 may sleep
 // in C for up to t nanoseconds (parked on the ring's own futex, without
@@ -246,9 +288,14 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 	var spinUntil time.Time
 	spinning := false // holds a spinning slot (WaitAdaptive)
 	sleptIn := false  // one direct slice ran out: park from now on
+	counted := false  // counted in waiting
+	crowd := false    // more than maxAlone goroutines wait: park at once
 	defer func() {
 		if spinning {
 			spinners.Add(-1)
+		}
+		if counted {
+			waiting.Add(-1)
 		}
 	}()
 	for spins := 0; ; spins++ {
@@ -257,6 +304,12 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 		}
 		if ok, err := try(0); ok {
 			return err
+		}
+		if !counted {
+			counted = true
+			crowd = waiting.Add(1) > maxAlone
+		} else if spins == 0 {
+			crowd = waiting.Load() > maxAlone
 		}
 		select {
 		case <-done:
@@ -270,7 +323,7 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 			}
 			continue
 		case native.WaitAdaptive:
-			if spins == 0 && spinSlot() {
+			if spins == 0 && !crowd && spinSlot() {
 				spinning = true
 				spinUntil = time.Now().Add(spinFor)
 				continue
@@ -283,7 +336,7 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 			spinners.Add(-1)
 			spinning = false
 		}
-		if direct && !sleptIn && directSlot() {
+		if direct && !sleptIn && !crowd && directSlot() {
 			ok, err := p.sleepIn(ctx, try)
 			directs.Add(-1)
 			sleptIn = !ok
@@ -329,6 +382,17 @@ func (p *Poller) sleepIn(ctx context.Context, try func(int64) (bool, error)) (bo
 	}
 	return try(t)
 }
+
+// waiting counts the goroutines of this process in Wait that found nothing
+// at their first try. Beyond maxAlone of them (one per P) none spins or
+// sleeps in C: they all park on the poller at once, which then stays awake
+// while they are rung (hotFor) and hands each ring to its goroutine without
+// a system call on either side. A spinning goroutine there would only take
+// a CPU from the goroutines (and the peer process) that have work.
+var (
+	waiting  atomic.Int32
+	maxAlone = int32(runtime.GOMAXPROCS(0))
+)
 
 // directs counts the goroutines sleeping in C in a direct wait. Each holds
 // an OS thread while it sleeps and is woken by a futex call of the producer,

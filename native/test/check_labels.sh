@@ -10,7 +10,7 @@
 set -u
 dir=${CHECK_LABELS_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 label_re="[A-Z][0-9]+'? -> [A-Z][0-9]+'?"
-rel_re='ATOM_(STORE_RELEASE|STORE_SEQCST|XCHG_SEQCST|CAS|FETCH_ADD)\(|bump_wake\('
+rel_re='ATOM_(STORE_RELEASE|STORE_SEQCST|XCHG_SEQCST|CAS|FETCH_ADD)\(|bump_wake\(|doorbell_bump\('
 acq_re='ATOM_(LOAD_ACQUIRE|LOAD_SEQCST|XCHG_SEQCST|CAS|FETCH_ADD)\('
 pass=0 fail=0
 files=("$dir"/*.c)

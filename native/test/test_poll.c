@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../exipc.h"
+#include "../exipc_internal.h"
 #include "t.h"
 
 static void sleep_ns(long ns)
@@ -91,6 +92,88 @@ static void test_semantics(void)
     CHECK_RC(exipc_wait_ready(a, bits, 64, 1000000000), 1);
     id = exipc_listener_id(l);
     CHECK((bits[id / 64] >> (id % 64)) & 1);
+    exipc_close(b);
+    exipc_close(a);
+    exipc_unlink(name);
+}
+
+/* The doorbell's asleep bit: a ring while nobody sleeps on the doorbell
+ * finds the bit clear (and so makes no system call); a waiter that sleeps
+ * leaves it set; the next ring clears it (it made the futex_wake), and a
+ * sleeping waiter is woken. */
+struct ring_later {
+    exipc_domain_t *d;
+    exipc_chan_t *c;
+};
+
+static void *send_later(void *arg)
+{
+    struct ring_later *r = arg;
+    sleep_ns(20000000);
+    exipc_handle_t h;
+    if (exipc_alloc(r->d, 64, &h) == 0 && exipc_send(r->c, h) != 0)
+        exipc_free(r->d, h);
+    return NULL;
+}
+
+static void test_doorbell_asleep(void)
+{
+    const char *name = t_domain("bell");
+    exipc_domain_t *a = NULL, *b = NULL;
+    CHECK_RC(exipc_open(name, NULL, &a), 0);
+    CHECK_RC(exipc_open(name, NULL, &b), 0);
+    exipc_listener_t *l = NULL;
+    CHECK_RC(exipc_listen(a, "p", &l), 0);
+    exipc_chan_t *cli, *srv;
+    CHECK_RC(exipc_connect(b, "p", 0, &cli), 0);
+    CHECK_RC(exipc_accept(l, 0, &srv), 0);
+    uint32_t *db = &D_PROC(a, a->slot)->doorbell;
+    uint64_t bits[64] = {0};
+    CHECK(exipc_ready_words(a) <= 64);
+    exipc_wait_ready(a, bits, 64, 0); /* take what connect left */
+    exipc_handle_t h;
+
+    /* Nobody asleep: the ring counts, the bit stays clear. */
+    CHECK((ATOM_LOAD_SEQCST(db) & DOORBELL_ASLEEP) == 0);
+    uint32_t before = ATOM_LOAD_SEQCST(db);
+    CHECK_RC(exipc_chan_arm(srv), 0);
+    CHECK_RC(exipc_alloc(b, 64, &h), 0);
+    CHECK_RC(exipc_send(cli, h), 0);
+    uint32_t after = ATOM_LOAD_SEQCST(db);
+    CHECK((after & DOORBELL_ASLEEP) == 0);
+    CHECK(after - before >= DOORBELL_STEP);
+    CHECK_RC(exipc_wait_ready(a, bits, 64, 0), 1);
+    CHECK_RC(exipc_recv(srv, &h, 0), 0);
+    CHECK_RC(exipc_free(a, h), 0);
+
+    /* A waiter that slept (and timed out) leaves the bit; the next ring
+     * clears it. */
+    CHECK_RC(exipc_wait_ready(a, bits, 64, 2000000), 0);
+    CHECK((ATOM_LOAD_SEQCST(db) & DOORBELL_ASLEEP) != 0);
+    CHECK_RC(exipc_chan_arm(srv), 0);
+    CHECK_RC(exipc_alloc(b, 64, &h), 0);
+    CHECK_RC(exipc_send(cli, h), 0);
+    CHECK((ATOM_LOAD_SEQCST(db) & DOORBELL_ASLEEP) == 0);
+    CHECK_RC(exipc_wait_ready(a, bits, 64, 0), 1);
+    CHECK_RC(exipc_recv(srv, &h, 0), 0);
+    CHECK_RC(exipc_free(a, h), 0);
+
+    /* A sleeping waiter is woken by the ring, with wait_ready and poll. */
+    for (int k = 0; k < 2; k++) {
+        struct ring_later r = {b, cli};
+        pthread_t t;
+        pthread_create(&t, NULL, send_later, &r);
+        if (k == 0) {
+            CHECK_RC(exipc_chan_arm(srv), 0);
+            CHECK_RC(exipc_wait_ready(a, bits, 64, 5000000000ll), 1);
+        } else {
+            struct exipc_pollitem it = {.chan = srv};
+            CHECK_RC(exipc_poll(a, &it, 1, 5000000000ll), 1);
+        }
+        pthread_join(t, NULL);
+        CHECK_RC(exipc_recv(srv, &h, 0), 0);
+        CHECK_RC(exipc_free(a, h), 0);
+    }
     exipc_close(b);
     exipc_close(a);
     exipc_unlink(name);
@@ -239,6 +322,7 @@ int main(int argc, char **argv)
     (void)argc;
     t_prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     test_semantics();
+    test_doorbell_asleep();
     const char *q = getenv("EXIPC_TEST_QUICK");
     stress("wave", 200000);
     stress("wakeups", q && *q == '1' ? 1000000 : 10000000);
