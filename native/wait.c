@@ -153,10 +153,13 @@ int exipc_poll(exipc_domain_t *d, struct exipc_pollitem *items, size_t n, int64_
     struct proc_slot *p = D_PROC(d, d->slot);
     int64_t start = now_ns();
     int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
-    /* Spin first, as the wait policy says, WITHOUT arming: an armed item
-     * makes every producer pay a futex wake, spinning or not. */
-    if (timeout_ns != 0 && d->wait_policy != EXIPC_WAIT_PARK && ncpus() > 1) {
-        int64_t spin_end = d->wait_policy == EXIPC_WAIT_SPIN ? deadline : start + SPIN_BEFORE_PARK_NS;
+    /* Spin first, as the wait policy says (the budget of a blocking
+     * receive: a process pinned to one CPU spins too, its peers run on the
+     * others), WITHOUT arming: an armed item makes every producer pay a
+     * futex wake, spinning or not. */
+    int64_t spin = recv_spin_ns(d);
+    if (timeout_ns != 0 && spin > 0) {
+        int64_t spin_end = spin >= INT64_MAX / 2 ? deadline : start + spin;
         for (uint32_t k = 1;; k++) {
             int ready = 0;
             for (size_t i = 0; i < n; i++) {
