@@ -362,12 +362,15 @@ int exipc_inspect_chans(exipc_inspector_t *in, struct exipc_chan_info *out, size
     for (uint32_t k = 0; k < d->L.max_chans; k++) {
         struct chan *ch = D_CHAN(d, k);
         struct exipc_chan_info ci;
+        bool freed = false;
         int t;
         for (t = 0; t <= READ_TRIES; t++) {
             uint32_t g0 = ATOM_LOAD_SEQCST(&ch->gen);
             uint32_t st = ATOM_LOAD_SEQCST(&ch->state);
-            if (st == CHAN_FREE)
+            if (st == CHAN_FREE) {
+                freed = true;
                 break;
+            }
             if (st != CHAN_PENDING && st != CHAN_BOUND)
                 return -EPROTO;
             memset(&ci, 0, sizeof ci);
@@ -406,7 +409,9 @@ int exipc_inspect_chans(exipc_inspector_t *in, struct exipc_chan_info *out, size
             if (ATOM_LOAD_SEQCST(&ch->gen) == g0 && ATOM_LOAD_SEQCST(&ch->state) == st)
                 break;
         }
-        if (t > READ_TRIES || ATOM_LOAD_RELAXED(&ch->state) == CHAN_FREE)
+        /* Decided by the loop's own reads: a state read again here could say
+         * "bound" after the loop saw "free" and filled nothing in. */
+        if (t > READ_TRIES || freed)
             continue; /* kept changing, or freed: not shown this time */
         if ((size_t)n < max)
             out[n] = ci;
