@@ -109,6 +109,38 @@ static void stop_peer(struct peer *p)
     close(p->up);
 }
 
+/* SIGKILLs victim after 50 ms, from another process (so that we are parked
+ * by then); returns that process, for waitpid. */
+static pid_t kill_soon(pid_t victim)
+{
+    fflush(stdout);
+    pid_t killer = fork();
+    if (killer == 0) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        kill(victim, SIGKILL);
+        _exit(0);
+    }
+    return killer;
+}
+
+/* Opens NAME, listens on "svc", starts a client peer (in another pid
+ * namespace if other_ns) and accepts it. False if any step failed (the
+ * checks say which); *d, *l, *c and *p are set as far as it got. */
+static bool serve_one_client(const char *self, const char *name, bool other_ns, exipc_domain_t **d,
+                             exipc_listener_t **l, exipc_chan_t **c, struct peer *p)
+{
+    *d = NULL, *l = NULL, *c = NULL;
+    CHECK_RC(exipc_open(name, NULL, d), 0);
+    if (*d == NULL)
+        return false;
+    CHECK_RC(exipc_listen(*d, "svc", l), 0);
+    *p = start_peer(self, "client", name, other_ns);
+    CHECK(hear(p) == 'r');
+    CHECK_RC(exipc_accept(*l, 5 * SEC, c), 0);
+    return *c != NULL;
+}
+
 static bool fully_watched(exipc_domain_t *d)
 {
     return ATOM_LOAD_RELAXED(&d->watch.running) && ATOM_LOAD_RELAXED(&d->watch.unwatched) == 0 &&
@@ -145,13 +177,7 @@ static void test_peer_killed(const char *self, const char *our_role, int mode)
         return;
     }
     /* Kill it a moment after we park. */
-    pid_t killer = fork();
-    if (killer == 0) {
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
-        kill(p.pid, SIGKILL);
-        _exit(0);
-    }
+    pid_t killer = kill_soon(p.pid);
     int64_t t0 = mono();
     exipc_handle_t hs[4];
     int rc;
@@ -275,26 +301,17 @@ static void test_other_pidns(const char *self)
         return;
     }
     const char *name = t_domain("watch-ns");
-    exipc_domain_t *d = NULL;
-    CHECK_RC(exipc_open(name, NULL, &d), 0);
+    exipc_domain_t *d;
+    exipc_listener_t *l;
+    exipc_chan_t *c;
+    struct peer p;
+    serve_one_client(self, name, true, &d, &l, &c, &p);
     if (d == NULL)
         return;
-    exipc_listener_t *l = NULL;
-    exipc_chan_t *c = NULL;
-    CHECK_RC(exipc_listen(d, "svc", &l), 0);
-    struct peer p = start_peer(self, "client", name, true);
-    CHECK(hear(&p) == 'r');
-    CHECK_RC(exipc_accept(l, 5 * SEC, &c), 0);
     CHECK(ATOM_LOAD_RELAXED(&d->watch.unwatched) != 0); /* the kernel cannot tell us */
     CHECK(wait_slice_ns(d) == WAIT_SLICE_NS);           /* so the waits are sliced */
     if (c != NULL) {
-        pid_t killer = fork();
-        if (killer == 0) {
-            struct timespec ts = {0, 50 * 1000000};
-            nanosleep(&ts, NULL);
-            kill(p.pid, SIGKILL); /* unshare: --kill-child takes its child along */
-            _exit(0);
-        }
+        pid_t killer = kill_soon(p.pid); /* unshare: --kill-child takes its child along */
         int64_t t0 = mono();
         exipc_handle_t h;
         CHECK_RC(exipc_recv(c, &h, 20 * SEC), -EPIPE);
@@ -396,16 +413,13 @@ static int watcher_fds(const char *path)
 static void test_forked_close(const char *self)
 {
     const char *name = t_domain("watch-fork");
-    exipc_domain_t *d = NULL;
-    CHECK_RC(exipc_open(name, NULL, &d), 0);
+    exipc_domain_t *d;
+    exipc_listener_t *l;
+    exipc_chan_t *c;
+    struct peer p;
+    serve_one_client(self, name, false, &d, &l, &c, &p);
     if (d == NULL)
         return;
-    exipc_listener_t *l = NULL;
-    exipc_chan_t *c = NULL;
-    CHECK_RC(exipc_listen(d, "svc", &l), 0);
-    struct peer p = start_peer(self, "client", name, false);
-    CHECK(hear(&p) == 'r');
-    CHECK_RC(exipc_accept(l, 5 * SEC, &c), 0);
     CHECK(fully_watched(d));
     char path[EXIPC_NAME_MAX + 32];
     snprintf(path, sizeof path, EXIPC_PATH_PREFIX "%s", name);
@@ -426,13 +440,7 @@ static void test_forked_close(const char *self)
         printf("test_watch: forked child kept %d watcher descriptors after exipc_close\n", WEXITSTATUS(status) - 10);
     /* Ours are untouched: the peer's death still reaches a parked receive. */
     CHECK(fully_watched(d));
-    pid_t killer = fork();
-    if (killer == 0) {
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
-        kill(p.pid, SIGKILL);
-        _exit(0);
-    }
+    pid_t killer = kill_soon(p.pid);
     exipc_handle_t h;
     CHECK_RC(exipc_recv(c, &h, 20 * SEC), -EPIPE);
     waitpid(killer, NULL, 0);
