@@ -895,14 +895,26 @@ void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len)
  * -EBADMSG if h is not a live block owned by `from`. As in heap_take, the
  * word alone decides: an entry that is not a block start is always free, so
  * no page-table lookup is needed to refuse one. */
+/* The owner word of h's meta entry, NULL for a generation no block has or
+ * an index past the table: the check that send and take need (the word
+ * itself says the rest). */
+static inline uint64_t *handle_word(exipc_domain_t *d, exipc_handle_t h, uint32_t *gen)
+{
+    *gen = (uint32_t)(h >> 32);
+    uint64_t e = (uint32_t)h;
+    if (*gen == 0 || *gen > GEN_MAX || e >= d->L.nmeta)
+        return NULL;
+    return &D_META(d)[e].word;
+}
+
 int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
 {
-    uint32_t gen = (uint32_t)(h >> 32);
-    uint64_t e = (uint32_t)h;
-    if (gen == 0 || gen > GEN_MAX || e >= d->L.nmeta)
+    uint32_t gen;
+    uint64_t *w = handle_word(d, h, &gen);
+    if (w == NULL)
         return -EBADMSG;
     uint64_t want = pack_word(gen, from);
-    return ATOM_CAS(&D_META(d)[e].word, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
+    return ATOM_CAS(w, &want, pack_word(gen, to)) ? 0 : -EBADMSG; /* H3 -> H3': len before ownership moves */
 }
 
 /* Takes h out of flight on ring owner `from` into owner `to` (the receiving
@@ -921,12 +933,9 @@ int heap_transfer(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t t
  * if h is not in flight on `from`. */
 int heap_take(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
 {
-    uint32_t gen = (uint32_t)(h >> 32);
-    uint64_t e = (uint32_t)h;
-    if (gen == 0 || gen > GEN_MAX || e >= d->L.nmeta)
-        return -EBADMSG;
-    uint64_t *w = &D_META(d)[e].word;
-    if (ATOM_LOAD_ACQUIRE(w) != pack_word(gen, from)) /* H3 -> H3': len before ownership moves */
+    uint32_t gen;
+    uint64_t *w = handle_word(d, h, &gen);
+    if (w == NULL || ATOM_LOAD_ACQUIRE(w) != pack_word(gen, from)) /* H3 -> H3': len before ownership moves */
         return -EBADMSG;
     ATOM_STORE_RELEASE(w, pack_word(gen, to)); /* H3 -> H3': len before ownership moves */
     return 0;
@@ -935,9 +944,10 @@ int heap_take(exipc_domain_t *d, exipc_handle_t h, uint32_t from, uint32_t to)
 /* Starts fetching the word of h for writing (ring_take, before a batch). */
 void heap_prefetch(exipc_domain_t *d, exipc_handle_t h)
 {
-    uint64_t e = (uint32_t)h;
-    if (e < d->L.nmeta)
-        __builtin_prefetch(&D_META(d)[e].word, 1);
+    uint32_t gen;
+    uint64_t *w = handle_word(d, h, &gen);
+    if (w != NULL)
+        __builtin_prefetch(w, 1);
 }
 
 /* Frees h to the pool if `owner` owns it. Locked inside. */
