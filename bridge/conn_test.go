@@ -13,10 +13,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,10 +82,7 @@ func connServerMain() int {
 			go serveConn(c, &mu, verdicts)
 		}
 	}()
-	fmt.Println("ready")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
+	readyUntilSignal()
 	l.Close()
 	return 0
 }

@@ -74,12 +74,18 @@ func natsMain() int {
 		fmt.Fprintln(os.Stderr, "nats-server not ready")
 		return 1
 	}
-	fmt.Println("ready")
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
+	readyUntilSignal()
 	s.Shutdown()
 	return 0
+}
+
+// readyUntilSignal says "ready" (what proc waits for) and returns on
+// SIGTERM or SIGINT: the life of a child process of these tests.
+func readyUntilSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Println("ready")
+	<-sig
 }
 
 // proc is a child process that printed "ready".
