@@ -80,7 +80,7 @@ static int go_free(uintptr_t d, exipc_handle_t h) { return exipc_free(GO_D(d), h
 static int go_send(uintptr_t c, exipc_handle_t h) { return exipc_send(GO_C(c), h); }
 static int go_recv(uintptr_t c, exipc_handle_t *h, int64_t t) { return exipc_recv(GO_C(c), h, t); }
 static int go_send_batch(uintptr_t c, const exipc_handle_t *hs, size_t n) { return exipc_send_batch(GO_C(c), hs, n); }
-static int go_recv_batch(uintptr_t c, exipc_handle_t *hs, size_t n, int64_t t) { return exipc_recv_batch(GO_C(c), hs, n, t); }
+static int go_recv_batch(uintptr_t c, exipc_handle_t *hs, size_t n, int64_t t) { return ring_recv_batch_nospin(GO_C(c), hs, n, t); }
 static int go_free_batch(uintptr_t d, const exipc_handle_t *hs, size_t n) { return exipc_free_batch(GO_D(d), hs, n); }
 static int go_send_copy(uintptr_t c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, exipc_handle_t *h) {
     return exipc_send_copy(GO_C(c), a, alen, b, blen, h);
@@ -522,7 +522,8 @@ func (c Chan) RecvBatchView(hs []uint64, bufs [][]byte, timeoutNs int64) int {
 	return rc
 }
 
-// RecvBatch calls exipc_recv_batch into hs.
+// RecvBatch calls exipc_recv_batch into hs, without its spin before
+// parking when timeoutNs is not 0: the Go waiter spins first (poll.Wait).
 func (c Chan) RecvBatch(hs []uint64, timeoutNs int64) int {
 	if len(hs) == 0 {
 		return einval

@@ -539,6 +539,8 @@ void services_stop(exipc_domain_t *d, uint32_t slot, uint32_t gen);
 /* exipc_recv that parks at once when the ring is empty, whatever the wait
  * policy (for exipc_recv_view's EXIPC_RECV_NOSPIN). */
 int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns);
+/* exipc_recv_batch without the spin before parking (a Go waiter has spun). */
+int ring_recv_batch_nospin(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns);
 /* How long a blocking receive of this process spins before it parks, by its
  * wait policy (INT64_MAX / 2: until its deadline). */
 int64_t recv_spin_ns(exipc_domain_t *d);

@@ -313,6 +313,11 @@ int exipc_recv_batch(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t ti
     return recv_batch(c, hs, max, timeout_ns, false);
 }
 
+int ring_recv_batch_nospin(exipc_chan_t *c, exipc_handle_t *hs, size_t max, int64_t timeout_ns)
+{
+    return recv_batch(c, hs, max, timeout_ns, true);
+}
+
 int ring_recv_nospin(exipc_chan_t *c, exipc_handle_t *h, int64_t timeout_ns)
 {
     int rc = recv_batch(c, h, 1, timeout_ns, true);

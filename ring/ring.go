@@ -246,13 +246,13 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 	e.recv.mu.Lock()
 	defer e.recv.mu.Unlock()
 	n := 0
-	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(int64) (bool, error) {
-		rc := e.c.RecvBatch(hs, 0)
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
+		rc := e.c.RecvBatch(hs, t)
 		if rc > 0 {
 			n = rc
 		}
 		return e.result(rc)
-	}, false)
+	}, true)
 	return n, e.waitErr(ctx, err)
 }
 
