@@ -98,6 +98,11 @@ func connGoals(get func(name, metric string) *Result) []Goal {
 				g.Met = g.Value >= target
 			}
 			g.Detail = fmt.Sprintf("%.2f× (%s: %s, %s: %s)", g.Value, ex, fmtValue(a.Median, a.Unit), ux, fmtValue(b.Median, b.Unit))
+			if a.CPUPerOp != nil && b.CPUPerOp != nil {
+				// CPU time of both processes per call: where a CPU-bound
+				// run's rate comes from.
+				g.Detail += fmt.Sprintf("; CPU per call, both processes: %s vs %s", fmtValue(*a.CPUPerOp, "ns"), fmtValue(*b.CPUPerOp, "ns"))
+			}
 		}
 		goals = append(goals, g)
 	}
@@ -116,8 +121,11 @@ func connGoals(get func(name, metric string) *Result) []Goal {
 
 func runConn(rc *runCtx, proto, mode, tr string, size, callers int) (repResult, error) {
 	n := rc.n(4000)
-	if mode == "stream" {
-		n = rc.n(40000)
+	switch {
+	case mode == "stream":
+		n = rc.n(100000)
+	case callers > 1:
+		n = rc.n(12000) // a rate: long enough that a scheduling hiccup is a small part
 	}
 	per := max(n/callers, 20)
 	out := rc.tmpFile("conn.bin")
@@ -136,18 +144,24 @@ func runConn(rc *runCtx, proto, mode, tr string, size, callers int) (repResult, 
 	cargs := []string{"proto=" + proto, "tr=" + tr, "mode=" + mode, fmt.Sprint("size=", size),
 		fmt.Sprint("callers=", callers), fmt.Sprint("n=", per), fmt.Sprint("warm=", max(per/10, 10)), "out=" + out}
 	res, _, err := runGroup(proc{argv: rc.goPeer("conn-server", sargs...), cpu: -1},
-		[]proc{{argv: rc.goPeer("conn-client", cargs...), cpu: -1}}, rc.timeout)
+		[]proc{{argv: rc.goPeer("conn-client", cargs...), cpu: -1, srvPid: true}}, rc.timeout)
 	if err != nil {
 		return repResult{}, err
 	}
+	var r repResult
 	if callers == 1 && mode != "stream" {
 		s, err := readSamples(out)
 		if err != nil {
 			return repResult{}, err
 		}
-		return latencyOf(s, -1), nil
+		r = latencyOf(s, -1)
+	} else {
+		r = rateOf(res[0], -1)
 	}
-	return rateOf(res[0], -1), nil
+	if res[0].cpuNs > 0 {
+		r.cpu = float64(res[0].cpuNs) / float64(per*callers)
+	}
+	return r, nil
 }
 
 // countingListener tells when every connection it gave has been closed by
@@ -232,6 +246,9 @@ func connClient(a args) {
 	spinFromEnv()
 	tr, addr, mode := a.str("tr", "\x00"), a.str("addr", "\x00"), a.str("mode", "unary")
 	size, callers, n, warm := a.int("size", 64), a.int("callers", 1), a.int("n", 1000), a.int("warm", 100)
+	// The CPU time of both processes over the measured part: this one's
+	// and the server's (srvpid=, from the driver).
+	pids := []int{os.Getpid(), a.int("srvpid", 0)}
 	ctx := context.Background()
 	var call func(g int, req, reply *grpcecho.Msg) error
 	var closeFn func()
@@ -243,7 +260,7 @@ func connClient(a args) {
 		}
 		closeFn = c
 		if mode == "stream" {
-			streamClient(ctx, cc, size, n, warm)
+			streamClient(ctx, cc, size, n, warm, pids)
 			closeFn()
 			return
 		}
@@ -304,20 +321,22 @@ func connClient(a args) {
 		}(g)
 	}
 	ready.Wait()
+	cpu0 := cpuOf(pids)
 	start.Store(nanotime())
 	close(gate)
 	wg.Wait()
 	end.Store(nanotime())
+	cpu1 := cpuOf(pids)
 	if callers == 1 {
 		writeSamples(a.str("out", ""), samples)
 	}
 	closeFn()
-	report(start.Load(), end.Load(), n*callers, -1)
+	reportCPU(start.Load(), end.Load(), n*callers, -1, cpu1-cpu0)
 }
 
 // streamClient sends n messages (after warm) on one Chat stream while it
 // reads the replies, and reports the messages answered per second.
-func streamClient(ctx context.Context, cc *grpc.ClientConn, size, n, warm int) {
+func streamClient(ctx context.Context, cc *grpc.ClientConn, size, n, warm int, pids []int) {
 	s, err := grpcecho.Chat(ctx, cc)
 	if err != nil {
 		fatalf("chat: %v", err)
@@ -337,10 +356,11 @@ func streamClient(ctx context.Context, cc *grpc.ClientConn, size, n, warm int) {
 		errc <- s.CloseSend()
 	}()
 	var m grpcecho.Msg
-	var start int64
+	var start, cpu0 int64
 	exp := makeSrc(size)
 	for i := 0; i < total; i++ {
 		if i == warm {
+			cpu0 = cpuOf(pids)
 			start = nanotime()
 		}
 		if err := s.RecvMsg(&m); err != nil {
@@ -353,10 +373,11 @@ func streamClient(ctx context.Context, cc *grpc.ClientConn, size, n, warm int) {
 		}
 	}
 	end := nanotime()
+	cpu1 := cpuOf(pids)
 	if err := <-errc; err != nil {
 		fatalf("stream send: %v", err)
 	}
-	report(start, end, n, -1)
+	reportCPU(start, end, n, -1, cpu1-cpu0)
 }
 
 var srcCache = map[int][]byte{}

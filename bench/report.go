@@ -163,14 +163,20 @@ func summarise(cells []*cell, reps map[*cell][]repResult, errs map[*cell]string)
 		}
 		var cpus, refCPUs []float64
 		for _, x := range rs {
+			if x.cpu > 0 {
+				cpus = append(cpus, x.cpu)
+			}
 			if x.cpu > 0 && x.refCPU > 0 {
-				cpus, refCPUs = append(cpus, x.cpu), append(refCPUs, x.refCPU)
+				refCPUs = append(refCPUs, x.refCPU)
 			}
 		}
 		if len(cpus) > 0 {
 			_, a, _ := spread(cpus)
+			r.CPUPerOp = &a
+		}
+		if len(refCPUs) > 0 {
 			_, b, _ := spread(refCPUs)
-			r.CPUPerOp, r.RefCPUPerOp = &a, &b
+			r.RefCPUPerOp = &b
 		}
 		// Rate cells that time each call of one caller (rpc) keep their
 		// percentiles too: the latency goals compare them.
@@ -445,7 +451,7 @@ func evalGoals(results []*Result) []Goal {
 			for _, c := range []string{"1", "16"} {
 				all++
 				r := get("pop3/exipc/"+size+"/"+c+"-clients", "")
-				if r == nil || r.CPUPerOp == nil || *r.RefCPUPerOp <= 0 {
+				if r == nil || r.CPUPerOp == nil || r.RefCPUPerOp == nil || *r.RefCPUPerOp <= 0 {
 					continue
 				}
 				n++

@@ -29,6 +29,9 @@ type proc struct {
 	pin   bool       // pin even a Go peer
 	files []*os.File // become fd 3, 4, ... in the child
 	env   []string
+	// srvPid: runGroup appends srvpid=PID (the server's) to the argv, for
+	// a client that reports both processes' CPU time (cpu_ns=).
+	srvPid bool
 }
 
 // peerResult is what a peer printed on its result line.
@@ -36,6 +39,9 @@ type peerResult struct {
 	start, end int64
 	count      int
 	allocs     int64 // heap allocations in the measured part; -1 not counted
+	// cpuNs: CPU time of the measured part, the client's and the
+	// server's (cpu_ns=; 0 if not reported).
+	cpuNs int64
 }
 
 type running struct {
@@ -162,6 +168,8 @@ func parseResult(line string) (*peerResult, error) {
 			res.count = int(n)
 		case "allocs":
 			res.allocs = n
+		case "cpu_ns":
+			res.cpuNs = n
 		}
 	}
 	return res, nil
@@ -263,6 +271,9 @@ func runGroup(server proc, clients []proc, timeout time.Duration) ([]*peerResult
 	}
 	var cl []*running
 	for _, c := range clients {
+		if srv != nil && c.srvPid {
+			c.argv = append(c.argv[:len(c.argv):len(c.argv)], fmt.Sprint("srvpid=", srv.cmd.Process.Pid))
+		}
 		r, err := start(c)
 		if err != nil {
 			return nil, nil, err

@@ -154,6 +154,33 @@ func mallocs() uint64 {
 }
 
 // report prints a peer's result line. allocs < 0: not counted.
+// cpuOf sums the CPU time in ns that the threads of pids have used
+// (/proc/PID/task/*/schedstat: nanoseconds, unlike stat's clock ticks).
+// A thread that ended is no longer counted: Go peers keep theirs.
+// Pids that are gone count 0.
+func cpuOf(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+			if err != nil {
+				continue
+			}
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
+}
+
 func report(start, end int64, count int, allocs int64) {
 	fmt.Printf("result start_ns=%d end_ns=%d count=%d allocs=%d\n", start, end, count, allocs)
+}
+
+// reportCPU is report with the CPU time of the measured part (cpu_ns=).
+func reportCPU(start, end int64, count int, allocs, cpuNs int64) {
+	fmt.Printf("result start_ns=%d end_ns=%d count=%d allocs=%d cpu_ns=%d\n", start, end, count, allocs, cpuNs)
 }
