@@ -101,6 +101,8 @@ func main() {
 	filter := flag.String("filter", "", "run only if bridge-rpc or bridge-stream matches this regexp")
 	reps := flag.Int("reps", 5, "repetitions")
 	scale := flag.Float64("scale", 1, "scales the duration of each repetition")
+	flag.StringVar(&kinds, "kinds", "", "run only these bridge-rpc transports, comma-separated (for profiling)")
+	flag.StringVar(&only, "only", "", "run only the latency or the throughput part of bridge-rpc (for profiling)")
 	flag.Parse()
 	switch *role {
 	case "nats":
@@ -442,6 +444,8 @@ func summary(vals []float64) (lo, med, hi float64) {
 
 func ptr(v float64) *float64 { return &v }
 
+var only, kinds string
+
 func (r *rig) rpc(reps int, scale float64) ([]*Result, []Goal) {
 	n := max(200, int(3000*scale))
 	dur := time.Duration(float64(time.Second) * scale)
@@ -451,14 +455,22 @@ func (r *rig) rpc(reps int, scale float64) ([]*Result, []Goal) {
 	var errs []string
 	for rep := 0; rep < reps; rep++ {
 		for _, k := range []string{"nats-plain", "exipc-bridge", "exipc-local"} { // the reference just before
-			f := map[string]call{"nats-plain": r.plainCall, "exipc-bridge": r.bridgeCall, "exipc-local": r.localCall}[k]
-			ts, err := latency(f, n)
-			if err != nil {
-				errs = append(errs, k+": "+err.Error())
+			if kinds != "" && !strings.Contains(","+kinds+",", ","+k+",") {
 				continue
 			}
-			lat[k] = append(lat[k], pct(ts, 0.5))
-			all[k] = append(all[k], ts...)
+			f := map[string]call{"nats-plain": r.plainCall, "exipc-bridge": r.bridgeCall, "exipc-local": r.localCall}[k]
+			if only != "throughput" {
+				ts, err := latency(f, n)
+				if err != nil {
+					errs = append(errs, k+": "+err.Error())
+					continue
+				}
+				lat[k] = append(lat[k], pct(ts, 0.5))
+				all[k] = append(all[k], ts...)
+			}
+			if only == "latency" {
+				continue
+			}
 			cps, err := throughput(f, dur)
 			if err != nil {
 				errs = append(errs, k+": "+err.Error())
