@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/exipc/exipc"
 	"github.com/exipc/exipc/bridge/natsbridge"
 	"github.com/nats-io/nats.go"
 )
@@ -103,6 +104,10 @@ func run(args []string) int {
 		cfg.NATS = append(cfg.NATS, nats.TLSHandshakeFirst())
 	}
 	cfg.Exports, cfg.Imports, cfg.Log = exports, imports, lg
+	// A relay process parks at once rather than spin: on a shared machine
+	// the spinning of every idle channel costs its peers more than it saves
+	// (measured: bridged stub calls ~1.3x faster than with WaitAdaptive).
+	cfg.WaitPolicy = exipc.WaitPark
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
