@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		os.Exit(natsMain())
 	case "connserver":
 		os.Exit(connServerMain())
+	case "libserver":
+		os.Exit(libServerMain())
 	}
 	os.Exit(m.Run())
 }

@@ -15,6 +15,11 @@
 //   - bridge-rpc/throughput: 16 calls in flight from 16 goroutines;
 //   - both also for the same stub call within one domain (exipc-local, no
 //     bridge): the bridged call pays that twice, plus the NATS round trip;
+//   - both also through the library form (exipc-bridge-lib): two more
+//     domains, C and D, where the bridges are package natsbridge inside the
+//     client's process (this one, importing) and inside the stub server's
+//     process (exporting): no bridge process, two processes and nats-server
+//     as for plain nats.go;
 //   - bridge-stream: 64 KiB messages on a raw channel, MB/s.
 package main
 
@@ -40,6 +45,7 @@ import (
 	"time"
 
 	"github.com/exipc/exipc"
+	"github.com/exipc/exipc/bridge/natsbridge"
 	"github.com/exipc/exipc/stub"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -101,6 +107,8 @@ func main() {
 	filter := flag.String("filter", "", "run only if bridge-rpc or bridge-stream matches this regexp")
 	reps := flag.Int("reps", 5, "repetitions")
 	scale := flag.Float64("scale", 1, "scales the duration of each repetition")
+	flag.StringVar(&kinds, "kinds", "", "run only these bridge-rpc transports, comma-separated (for profiling)")
+	flag.StringVar(&only, "only", "", "run only the latency or the throughput part of bridge-rpc (for profiling)")
 	flag.Parse()
 	switch *role {
 	case "nats":
@@ -108,7 +116,9 @@ func main() {
 	case "responder":
 		os.Exit(responderMain(flag.Arg(0)))
 	case "stubserver":
-		os.Exit(stubServerMain(flag.Arg(0)))
+		os.Exit(stubServerMain(flag.Arg(0), ""))
+	case "stubserverlib":
+		os.Exit(stubServerMain(flag.Arg(0), flag.Arg(1)))
 	}
 	wantRPC, wantStream := true, true
 	if *filter != "" {
@@ -190,15 +200,20 @@ func responderMain(url string) int {
 }
 
 // stubServerMain serves ECHO on benchrpc in the domain, in a process of its
-// own.
-func stubServerMain(domain string) int {
+// own; with a NATS URL, on benchrpclib, exported by an in-process bridge
+// (package natsbridge, the library form).
+func stubServerMain(domain, url string) int {
 	d, err := exipc.Open(domain, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer d.Close()
-	l, err := d.Listen("benchrpc")
+	svc := "benchrpc"
+	if url != "" {
+		svc = "benchrpclib"
+	}
+	l, err := d.Listen(svc)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -212,23 +227,51 @@ func stubServerMain(domain string) int {
 		copy(b, req.Body)
 		return nil
 	})
+	var br *natsbridge.Bridge
+	if url != "" {
+		if br, err = natsbridge.Start(libConfig(d, url, []string{svc}, nil)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Serve(ctx, l); close(done) }()
 	waitSignal()
+	if br != nil {
+		br.Close()
+	}
 	cancel()
 	<-done
 	l.Close()
 	return 0
 }
 
+// libConfig is the library form's bridge on d's domain, as docs/bridge.md
+// advises: a handle of its own (WaitAdaptive). BRIDGEBENCH_LIB=shared runs
+// it on d itself, BRIDGEBENCH_LIB=park on its own handle with WaitPark (to
+// compare).
+func libConfig(d *exipc.Domain, url string, exports, imports []string) natsbridge.Config {
+	cfg := natsbridge.Config{Domain: d.Name(), URL: url, Exports: exports, Imports: imports}
+	switch os.Getenv("BRIDGEBENCH_LIB") {
+	case "shared":
+		cfg.Handle = d
+	case "park":
+		cfg.WaitPolicy = exipc.WaitPark
+	}
+	return cfg
+}
+
 type rig struct {
 	procs        []*exec.Cmd
 	url          string
 	a, b         *exipc.Domain
+	c            *exipc.Domain      // the library form's client side (D is the server's process's)
+	libBridge    *natsbridge.Bridge // in this process, on c, importing benchrpclib
 	names        []string
 	client       *stub.Client
 	local        *stub.Client // in domain B, no bridge: what exipc alone costs
+	lib          *stub.Client // in domain C, through natsbridge here and in the server's process
 	cancel       context.CancelFunc
 	served       sync.WaitGroup
 	req          *nats.Conn
@@ -271,17 +314,23 @@ func newRig(bridge string) (_ *rig, err error) {
 	}
 	r.procs = append(r.procs, p)
 	r.url = "nats://127.0.0.1:" + strconv.Itoa(port)
-	for _, tag := range []string{"a", "b"} {
+	for _, tag := range []string{"a", "b", "c", "d"} {
 		name := fmt.Sprintf("bridgebench-%s-%d", tag, os.Getpid())
+		r.names = append(r.names, name)
+		if tag == "d" {
+			continue // the library-form server's process opens it
+		}
 		d, err := exipc.Open(name, nil)
 		if err != nil {
 			return nil, err
 		}
-		r.names = append(r.names, name)
-		if tag == "a" {
+		switch tag {
+		case "a":
 			r.a = d
-		} else {
+		case "b":
 			r.b = d
+		case "c":
+			r.c = d
 		}
 	}
 	// Domain B: the stub server (a process of its own) and the stream sink
@@ -305,8 +354,20 @@ func newRig(bridge string) (_ *rig, err error) {
 		}
 		r.procs = append(r.procs, p)
 	}
+	// The library form: domain D's stub server exports benchrpclib itself,
+	// and this process imports it into domain C.
+	if p, err = startReady(exe, "-role", "stubserverlib", r.names[3], r.url); err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	if r.libBridge, err = natsbridge.Start(libConfig(r.c, r.url, nil, []string{"benchrpclib"})); err != nil {
+		return nil, err
+	}
 	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer dcancel()
+	if r.lib, err = stub.Dial(dctx, r.c, "benchrpclib"); err != nil {
+		return nil, err
+	}
 	if r.client, err = stub.Dial(dctx, r.a, "benchrpc"); err != nil {
 		return nil, err
 	}
@@ -325,10 +386,13 @@ func newRig(bridge string) (_ *rig, err error) {
 }
 
 func (r *rig) close() {
-	for _, c := range []*stub.Client{r.client, r.local} {
+	for _, c := range []*stub.Client{r.client, r.local, r.lib} {
 		if c != nil {
 			c.Close()
 		}
+	}
+	if r.libBridge != nil {
+		r.libBridge.Close()
 	}
 	if r.cancel != nil {
 		r.cancel()
@@ -344,7 +408,7 @@ func (r *rig) close() {
 		r.procs[i].Process.Signal(syscall.SIGTERM)
 		r.procs[i].Wait()
 	}
-	for _, d := range []*exipc.Domain{r.a, r.b} {
+	for _, d := range []*exipc.Domain{r.a, r.b, r.c} {
 		if d != nil {
 			d.Close()
 		}
@@ -359,6 +423,7 @@ type call func(body []byte) error
 
 func (r *rig) bridgeCall(body []byte) error { return stubCall(r.client, body) }
 func (r *rig) localCall(body []byte) error  { return stubCall(r.local, body) }
+func (r *rig) libCall(body []byte) error    { return stubCall(r.lib, body) }
 
 func stubCall(c *stub.Client, body []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -442,6 +507,8 @@ func summary(vals []float64) (lo, med, hi float64) {
 
 func ptr(v float64) *float64 { return &v }
 
+var only, kinds string
+
 func (r *rig) rpc(reps int, scale float64) ([]*Result, []Goal) {
 	n := max(200, int(3000*scale))
 	dur := time.Duration(float64(time.Second) * scale)
@@ -450,15 +517,24 @@ func (r *rig) rpc(reps int, scale float64) ([]*Result, []Goal) {
 	tput := map[string][]float64{}
 	var errs []string
 	for rep := 0; rep < reps; rep++ {
-		for _, k := range []string{"nats-plain", "exipc-bridge", "exipc-local"} { // the reference just before
-			f := map[string]call{"nats-plain": r.plainCall, "exipc-bridge": r.bridgeCall, "exipc-local": r.localCall}[k]
-			ts, err := latency(f, n)
-			if err != nil {
-				errs = append(errs, k+": "+err.Error())
+		for _, k := range []string{"nats-plain", "exipc-bridge", "exipc-bridge-lib", "exipc-local"} { // the reference first
+			if kinds != "" && !strings.Contains(","+kinds+",", ","+k+",") {
 				continue
 			}
-			lat[k] = append(lat[k], pct(ts, 0.5))
-			all[k] = append(all[k], ts...)
+			f := map[string]call{"nats-plain": r.plainCall, "exipc-bridge": r.bridgeCall, "exipc-bridge-lib": r.libCall,
+				"exipc-local": r.localCall}[k]
+			if only != "throughput" {
+				ts, err := latency(f, n)
+				if err != nil {
+					errs = append(errs, k+": "+err.Error())
+					continue
+				}
+				lat[k] = append(lat[k], pct(ts, 0.5))
+				all[k] = append(all[k], ts...)
+			}
+			if only == "latency" {
+				continue
+			}
 			cps, err := throughput(f, dur)
 			if err != nil {
 				errs = append(errs, k+": "+err.Error())
@@ -509,21 +585,32 @@ func (r *rig) rpc(reps int, scale float64) ([]*Result, []Goal) {
 	brT := mk("exipc-bridge", "throughput", "calls/s", tput["exipc-bridge"], nil)
 	locL := mk("exipc-local", "latency", "ns", lat["exipc-local"], all["exipc-local"])
 	locT := mk("exipc-local", "throughput", "calls/s", tput["exipc-local"], nil)
+	libL := mk("exipc-bridge-lib", "latency", "ns", lat["exipc-bridge-lib"], all["exipc-bridge-lib"])
+	libT := mk("exipc-bridge-lib", "throughput", "calls/s", tput["exipc-bridge-lib"], nil)
 	ratio(locL, refL.Reps, id, "plain nats.go")
 	ratio(locT, refT.Reps, inv, "plain nats.go")
-	out = append(out, refL, brL, locL, refT, brT, locT)
-	if q := ratio(brL, refL.Reps, id, "plain nats.go"); q != nil {
-		goals = append(goals, Goal{Goal: "stub RPC 64 B through the bridge latency <= 1.3x plain nats.go request/reply",
-			Value: q.Median, Target: 1.3, Unit: "x", Met: q.Median <= 1.3,
-			Detail: fmt.Sprintf("%.2f× plain nats.go (spread %.2f–%.2f; median %.1f µs vs %.1f µs, paired reps)",
-				q.Median, q.Min, q.Max, brL.Median/1e3, refL.Median/1e3)})
-	}
-	if q := ratio(brT, refT.Reps, inv, "plain nats.go"); q != nil {
-		v := 1 / q.Median // throughput ratio: above 1 more calls/s
-		goals = append(goals, Goal{Goal: "stub RPC 64 B through the bridge throughput >= 0.8x plain nats.go (16 in flight)",
-			Value: v, Target: 0.8, Unit: "x", Met: v >= 0.8,
-			Detail: fmt.Sprintf("%.2f× plain nats.go (spread %.2f–%.2f; median %.0f vs %.0f calls/s, paired reps)",
-				v, 1/q.Max, 1/q.Min, brT.Median, refT.Median)})
+	out = append(out, refL, brL, libL, locL, refT, brT, libT, locT)
+	// The process form's goals keep their names; the library form's say so.
+	for _, f := range []struct {
+		what     string
+		lat, tpt *Result
+	}{
+		{"through the bridge", brL, brT},
+		{"through the bridge, library form (natsbridge in the client's and the server's processes)", libL, libT},
+	} {
+		if q := ratio(f.lat, refL.Reps, id, "plain nats.go"); q != nil {
+			goals = append(goals, Goal{Goal: "stub RPC 64 B " + f.what + " latency <= 1.3x plain nats.go request/reply",
+				Value: q.Median, Target: 1.3, Unit: "x", Met: q.Median <= 1.3,
+				Detail: fmt.Sprintf("%.2f× plain nats.go (spread %.2f–%.2f; median %.1f µs vs %.1f µs, paired reps)",
+					q.Median, q.Min, q.Max, f.lat.Median/1e3, refL.Median/1e3)})
+		}
+		if q := ratio(f.tpt, refT.Reps, inv, "plain nats.go"); q != nil {
+			v := 1 / q.Median // throughput ratio: above 1 more calls/s
+			goals = append(goals, Goal{Goal: "stub RPC 64 B " + f.what + " throughput >= 0.8x plain nats.go (16 in flight)",
+				Value: v, Target: 0.8, Unit: "x", Met: v >= 0.8,
+				Detail: fmt.Sprintf("%.2f× plain nats.go (spread %.2f–%.2f; median %.0f vs %.0f calls/s, paired reps)",
+					v, 1/q.Max, 1/q.Min, f.tpt.Median, refT.Median)})
+		}
 	}
 	return out, goals
 }

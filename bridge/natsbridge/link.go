@@ -1,4 +1,4 @@
-package main
+package natsbridge
 
 // A link joins a local channel end to a remote bridge's link: local messages
 // go out in order on NATS, remote ones are written into this domain's heap
