@@ -122,6 +122,7 @@ func (d *Domain) close(leave bool) (bool, error) {
 // newEnd wraps a C channel and tracks it until it is closed.
 func (d *Domain) newEnd(c native.Chan, service string) *ring.End {
 	e, ctl := link.NewEnd(c, service, d.poller, d.untrackEnd)
+	e.(*ring.End).SetFree(d.Heap.Free)
 	d.mu.Lock()
 	d.ends[ctl] = struct{}{}
 	d.mu.Unlock()
@@ -342,7 +343,7 @@ func (l *Listener) Accept(ctx context.Context) (*ring.End, error) {
 			return false, nil
 		}
 		return true, native.Wrap("accept", l.service, rc, native.ErrEmpty, nil)
-	}, false)
+	}, 0)
 	switch err {
 	case nil:
 		return end, nil

@@ -49,6 +49,12 @@ package native
 #cgo nocallback go_send_copy
 #cgo noescape go_recv_view
 #cgo nocallback go_recv_view
+#cgo noescape go_recv_view_arm
+#cgo nocallback go_recv_view_arm
+#cgo noescape go_send_recv_view
+#cgo nocallback go_send_recv_view
+#cgo noescape go_send_copy_recv_view
+#cgo nocallback go_send_copy_recv_view
 #cgo noescape go_alloc_batch
 #cgo nocallback go_alloc_batch
 #cgo noescape go_recv_batch_view
@@ -91,6 +97,54 @@ static int go_recv_view(uintptr_t c, exipc_handle_t *h, uint64_t *off, size_t *l
     if (rc == 0)
         *off = (uint64_t)((uint8_t *)p - D_ARENA(GO_C(c)->d));
     return rc;
+}
+// A receive that would park next arms the channel in the same crossing:
+// exipc_recv_view without waiting, then, with nothing there, exipc_chan_arm.
+// Returns 0 (received), 1 (nothing there, armed: the doorbell rings when
+// something comes), -EAGAIN (nothing there, not armed: the arm found the
+// channel ready, look again) or another negative errno.
+static int go_recv_view_arm(uintptr_t c, exipc_handle_t *h, uint64_t *off, size_t *len, int arm) {
+    int rc = go_recv_view(c, h, off, len, 0);
+    if (rc != -EAGAIN || !arm)
+        return rc;
+    int r = exipc_chan_arm(GO_C(c));
+    if (r == 0)
+        return 1;
+    if (r < 0)
+        return r;
+    return go_recv_view(c, h, off, len, 0);
+}
+// A replier's step in one crossing: free `done` (0: none), send `out` (0:
+// none), then go_recv_view_arm. *sent is the send's result: 0, -EAGAIN (the
+// ring is full: out is still the caller's) or another negative errno (then
+// out was freed here: nothing leaks); after a failed send nothing is
+// received and that result is returned.
+static int go_send_recv_view(uintptr_t c, exipc_handle_t done, exipc_handle_t out, int *sent,
+                             exipc_handle_t *h, uint64_t *off, size_t *len, int arm) {
+    *sent = 0;
+    if (done != 0)
+        exipc_free(GO_C(c)->d, done);
+    if (out != 0) {
+        int rc = exipc_send(GO_C(c), out);
+        if (rc < 0) {
+            if (rc != -EAGAIN)
+                exipc_free(GO_C(c)->d, out);
+            *sent = rc;
+            return rc;
+        }
+    }
+    return go_recv_view_arm(c, h, off, len, arm);
+}
+// A caller's step in one crossing: exipc_send_copy, then go_recv_view_arm.
+// *sent is exipc_send_copy's result (on an error nothing was sent and
+// nothing stays allocated, and nothing is received).
+static int go_send_copy_recv_view(uintptr_t c, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                                  int *sent, exipc_handle_t *sh, exipc_handle_t *h, uint64_t *off, size_t *len, int arm) {
+    int rc = exipc_send_copy(GO_C(c), a, alen, b, blen, sh);
+    *sent = rc;
+    if (rc < 0)
+        return rc;
+    return go_recv_view_arm(c, h, off, len, arm);
 }
 static int go_alloc_batch(uintptr_t d, size_t size, exipc_handle_t *hs, uint64_t *offs, size_t n) {
     void *ptrs[64];
@@ -496,6 +550,66 @@ func (c Chan) RecvView(timeoutNs int64) (uint64, []byte, int) {
 		return 0, nil, rc
 	}
 	return uint64(h), c.block(off, int(n)), rc
+}
+
+// RecvViewArm is RecvView without waiting that, with nothing there and arm
+// set, arms the channel in the same cgo call (Arm): rc 1 means armed, -EAGAIN
+// nothing there and not armed (look again).
+func (c Chan) RecvViewArm(arm bool) (uint64, []byte, int) {
+	var h C.exipc_handle_t
+	var off C.uint64_t
+	var n C.size_t
+	rc := int(C.go_recv_view_arm(c.u(), &h, &off, &n, cbool(arm)))
+	if rc != 0 {
+		return 0, nil, rc
+	}
+	return uint64(h), c.block(off, int(n)), rc
+}
+
+// SendRecvView frees done and sends out (either may be 0: none), then does
+// RecvViewArm, in one cgo call. sent is the send's result: 0, -EAGAIN (ring
+// full: out is still the caller's) or another errno (out was freed); after a
+// failed send rc is that result and nothing was received.
+func (c Chan) SendRecvView(done, out uint64, arm bool) (sent int, h uint64, b []byte, rc int) {
+	var ch C.exipc_handle_t
+	var off C.uint64_t
+	var n C.size_t
+	var s C.int
+	rc = int(C.go_send_recv_view(c.u(), C.exipc_handle_t(done), C.exipc_handle_t(out), &s, &ch, &off, &n, cbool(arm)))
+	if rc != 0 {
+		return int(s), 0, nil, rc
+	}
+	return int(s), uint64(ch), c.block(off, int(n)), rc
+}
+
+// SendCopyRecvView is SendCopy then RecvViewArm in one cgo call. src is
+// SendCopy's result and sh the handle it sent; after a failed send rc is
+// that result.
+func (c Chan) SendCopyRecvView(a, b []byte, arm bool) (src int, sh, h uint64, buf []byte, rc int) {
+	var pa, pb *C.uint8_t
+	if len(a) > 0 {
+		pa = (*C.uint8_t)(&a[0])
+	}
+	if len(b) > 0 {
+		pb = (*C.uint8_t)(&b[0])
+	}
+	var ch C.exipc_handle_t
+	var off C.uint64_t
+	var n C.size_t
+	var s C.int
+	var sent C.exipc_handle_t
+	rc = int(C.go_send_copy_recv_view(c.u(), pa, C.size_t(len(a)), pb, C.size_t(len(b)), &s, &sent, &ch, &off, &n, cbool(arm)))
+	if rc != 0 {
+		return int(s), uint64(sent), 0, nil, rc
+	}
+	return int(s), uint64(sent), uint64(ch), c.block(off, int(n)), rc
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // SendBatch calls exipc_send_batch with hs.

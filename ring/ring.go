@@ -41,8 +41,9 @@ type End struct {
 	service string            // for error messages
 	onClose func(link.EndCtl) // called once after the C channel is closed; may be nil
 	closing atomic.Bool
-	p       *poll.Poller // the domain's poller: blocked receives park on it
-	w       *poll.Waiter // this end's place in it
+	p       *poll.Poller       // the domain's poller: blocked receives park on it
+	w       *poll.Waiter       // this end's place in it
+	free    func(uint64) error // the domain's Free (SetFree), or nil
 }
 
 // recvSite is the End as Wait sees it: its receiving side.
@@ -207,10 +208,154 @@ func (e *End) RecvView(ctx context.Context) (uint64, []byte, error) {
 	var b []byte
 	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
+		if t == poll.TryArm {
+			h, b, rc = e.c.RecvViewArm(true)
+			return e.armResult(rc)
+		}
 		h, b, rc = e.c.RecvView(t)
 		return e.result(rc)
-	}, true)
+	}, poll.Direct|poll.Fused)
 	return h, b, e.waitErr(ctx, err)
+}
+
+// SendRecvView frees done and sends out (either may be 0: none), then
+// receives like RecvView; the free, the send and the first try (and, when
+// the wait would park at once, the arm) take one call into C. When the send
+// fails nothing is received: a full ring gives the bare native.ErrQueueFull
+// and out is still the caller's; after any other error out has been freed.
+func (e *End) SendRecvView(ctx context.Context, done, out uint64) (uint64, []byte, error) {
+	if !e.recv.g.Enter() {
+		e.freeUnsent(done, out)
+		return 0, nil, native.WrapErr("recv", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	var h uint64
+	var b []byte
+	first, sendErr := true, error(nil)
+	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
+		var rc int
+		if first {
+			first = false
+			if !e.send.g.Enter() {
+				e.freeUnsent(done, out)
+				sendErr = native.WrapErr("send", e.service, native.ErrClosed)
+				return true, sendErr
+			}
+			var sent int
+			e.send.mu.Lock()
+			sent, h, b, rc = e.c.SendRecvView(done, out, t == poll.TryArm)
+			e.send.mu.Unlock()
+			e.send.g.Leave()
+			if sent < 0 {
+				sendErr = e.sendErr(sent)
+				return true, sendErr
+			}
+		} else if t == poll.TryArm {
+			h, b, rc = e.c.RecvViewArm(true)
+		} else {
+			h, b, rc = e.c.RecvView(t)
+		}
+		if t == poll.TryArm {
+			return e.armResult(rc)
+		}
+		return e.result(rc)
+	}, poll.Direct|poll.Fused)
+	if first { // closed before the send: free what the call owned
+		e.freeUnsent(done, out)
+	}
+	if sendErr != nil {
+		return 0, nil, sendErr
+	}
+	return h, b, e.waitErr(ctx, err)
+}
+
+// SendCopyRecvView is SendCopy then RecvView, the send and the first try
+// (and the arm, see SendRecvView) in one call into C; sent is the handle
+// sent. When the send fails (sent 0) nothing was sent, nothing stays
+// allocated and nothing is received: a full
+// ring gives the bare native.ErrQueueFull, an empty heap the bare
+// native.ErrHeapFull.
+func (e *End) SendCopyRecvView(ctx context.Context, head, body []byte) (sent, h uint64, b []byte, err error) {
+	if !e.recv.g.Enter() {
+		return 0, 0, nil, native.WrapErr("send", e.service, native.ErrClosed)
+	}
+	defer e.recv.g.Leave()
+	e.recv.mu.Lock()
+	defer e.recv.mu.Unlock()
+	first, sendErr := true, error(nil)
+	err = e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
+		var rc int
+		if first {
+			first = false
+			if !e.send.g.Enter() {
+				sendErr = native.WrapErr("send", e.service, native.ErrClosed)
+				return true, sendErr
+			}
+			var src int
+			e.send.mu.Lock()
+			src, sent, h, b, rc = e.c.SendCopyRecvView(head, body, t == poll.TryArm)
+			e.send.mu.Unlock()
+			e.send.g.Leave()
+			if src < 0 {
+				sendErr = e.sendErr(src)
+				return true, sendErr
+			}
+		} else if t == poll.TryArm {
+			h, b, rc = e.c.RecvViewArm(true)
+		} else {
+			h, b, rc = e.c.RecvView(t)
+		}
+		if t == poll.TryArm {
+			return e.armResult(rc)
+		}
+		return e.result(rc)
+	}, poll.Direct|poll.Fused)
+	if first {
+		return 0, 0, nil, native.WrapErr("send", e.service, native.ErrClosed)
+	}
+	if sendErr != nil {
+		return 0, 0, nil, sendErr
+	}
+	return sent, h, b, e.waitErr(ctx, err)
+}
+
+// SetFree gives the end its domain's (guarded) Free, for the blocks a
+// SendRecvView owned but could not hand to C (the end closed first).
+func (e *End) SetFree(free func(uint64) error) { e.free = free }
+
+// freeUnsent frees the blocks a SendRecvView that never reached C owned.
+func (e *End) freeUnsent(done, out uint64) {
+	if e.free == nil {
+		return
+	}
+	if done != 0 {
+		e.free(done)
+	}
+	if out != 0 {
+		e.free(out)
+	}
+}
+
+// sendErr is Send's error for C result rc < 0.
+func (e *End) sendErr(rc int) error {
+	switch {
+	case native.IsAgain(rc):
+		return native.ErrQueueFull
+	case rc == -int(syscall.ENOMEM):
+		return native.ErrHeapFull
+	}
+	return native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
+}
+
+// armResult classifies a RecvViewArm: received (or an error), armed
+// (poll.ErrArmed), or nothing there and not armed.
+func (e *End) armResult(rc int) (bool, error) {
+	if rc == 1 {
+		return false, poll.ErrArmed
+	}
+	return e.result(rc)
 }
 
 // Recv dequeues one handle, waiting until one arrives, the peer goes
@@ -227,9 +372,13 @@ func (e *End) Recv(ctx context.Context) (uint64, error) {
 	var h uint64
 	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
+		if t == poll.TryArm {
+			h, _, rc = e.c.RecvViewArm(true)
+			return e.armResult(rc)
+		}
 		h, _, rc = e.c.RecvView(t)
 		return e.result(rc)
-	}, true)
+	}, poll.Direct|poll.Fused)
 	return h, e.waitErr(ctx, err)
 }
 
@@ -252,7 +401,7 @@ func (e *End) RecvBatch(ctx context.Context, hs []uint64) (int, error) {
 			n = rc
 		}
 		return e.result(rc)
-	}, true)
+	}, poll.Direct)
 	return n, e.waitErr(ctx, err)
 }
 
@@ -276,7 +425,7 @@ func (e *End) RecvBatchView(ctx context.Context, hs []uint64, bufs [][]byte) (in
 			n = rc
 		}
 		return e.result(rc)
-	}, false)
+	}, 0)
 	return n, e.waitErr(ctx, err)
 }
 

@@ -156,10 +156,33 @@ func (c *Client) call(ctx context.Context, op uint32, body []byte) (*Reply, erro
 	}
 	var hdr [HeaderSize]byte
 	Header{Kind: KindRequest, ID: id, Op: op, BodyLen: uint32(len(body))}.Put(hdr[:])
+	select {
+	case <-c.recv:
+		// Nobody receives for the client: this call will. Its send and its
+		// first look for the reply go into C together.
+		sent, h, b, err := ch.SendCopyRecvBytes(ctx, hdr[:], body)
+		if sent == 0 {
+			c.recv <- struct{}{}
+			return nil, c.sendFailed(ch, id, op, err)
+		}
+		if r, ok := c.receive(ctx, ch, id, rc, &recvd{h, b, err}); ok {
+			c.reuse(rc)
+			return r.r, r.err
+		}
+		return c.abandon(ctx, id, rc)
+	default:
+	}
 	if _, err := ch.SendCopy(hdr[:], body); err != nil {
 		return nil, c.sendFailed(ch, id, op, err)
 	}
 	return c.wait(ctx, ch, id, rc)
+}
+
+// recvd is what a receive returned.
+type recvd struct {
+	h   exipc.Handle
+	b   []byte
+	err error
 }
 
 // start returns the channel to call on (connecting again first if the last
@@ -307,7 +330,7 @@ func (c *Client) wait(ctx context.Context, ch *exipc.Chan, id uint64, rc chan re
 			c.reuse(rc)
 			return r.r, r.err
 		case <-c.recv:
-			if r, ok := c.receive(ctx, ch, id, rc); ok {
+			if r, ok := c.receive(ctx, ch, id, rc, nil); ok {
 				c.reuse(rc)
 				return r.r, r.err
 			}
@@ -344,19 +367,28 @@ func (c *Client) abandon(ctx context.Context, id uint64, rc chan result) (*Reply
 // receive runs while this caller holds the receiving token: it receives
 // replies on ch (the channel its own request went out on), files those of
 // other calls, and returns its own (ok true), or ok false when ctx is done.
-// It hands the token back before it returns.
-func (c *Client) receive(ctx context.Context, ch *exipc.Chan, id uint64, rc chan result) (result, bool) {
+// first, if not nil, is a receive made already (with the call's send). It
+// hands the token back before it returns.
+func (c *Client) receive(ctx context.Context, ch *exipc.Chan, id uint64, rc chan result, first *recvd) (result, bool) {
 	defer func() { c.recv <- struct{}{} }()
 	c.mu.Lock()
 	d := c.d
 	c.mu.Unlock()
 	for {
-		select { // filed by the caller that held the token before us
-		case r := <-rc:
-			return r, true
-		default:
+		var h exipc.Handle
+		var b []byte
+		var err error
+		if first != nil {
+			h, b, err = first.h, first.b, first.err
+			first = nil
+		} else {
+			select { // filed by the caller that held the token before us
+			case r := <-rc:
+				return r, true
+			default:
+			}
+			h, b, err = ch.RecvBytes(ctx)
 		}
-		h, b, err := ch.RecvBytes(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{}, false

@@ -187,39 +187,72 @@ func (s *Server) ServeChan(ctx context.Context, ch *exipc.Chan) error {
 		}
 	}()
 	var inl inlineReq // reused by every request handled inline
+	h, b, err := s.next(ctx, ch, sem, 0, 0)
 	for {
-		if len(sem) == cap(sem) { // MaxInFlight in goroutines: wait for one before receiving more
-			select {
-			case sem <- struct{}{}:
-				<-sem
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		h, b, err := ch.RecvBytes(ctx)
 		if err != nil {
 			if errors.Is(err, exipc.ErrPeerDead) {
 				return nil
 			}
 			return err
 		}
-		hd, body, err := Parse(b)
-		if err != nil || hd.Kind != KindRequest {
+		hd, body, perr := Parse(b)
+		if perr != nil || hd.Kind != KindRequest {
 			s.d.Free(h) // garbage, or not a request: no id to answer
+			h, b, err = s.next(ctx, ch, sem, 0, 0)
 			continue
 		}
 		fn := (*s.handlers.Load())[hd.Op]
 		if fn == nil || fn.inline() {
-			s.handle(ctx, ch, conn, h, hd, body, fn, &inl)
+			// The request's free, the reply's send and the next receive
+			// go into C together.
+			out := s.run(ctx, conn, hd, body, fn, &inl)
+			h, b, err = s.next(ctx, ch, sem, h, out)
 			continue
 		}
 		sem <- struct{}{} // never blocks: only this loop adds, and it checked for room
 		wg.Add(1)
-		go func() {
+		go func(h exipc.Handle, hd Header, body []byte) {
 			defer func() { <-sem; wg.Done() }()
-			s.handle(ctx, ch, conn, h, hd, body, fn, nil)
-		}()
+			out := s.run(ctx, conn, hd, body, fn, nil)
+			s.d.Free(h)
+			if out != 0 {
+				s.send(ctx, ch, out)
+			}
+		}(h, hd, body)
+		h, b, err = s.next(ctx, ch, sem, 0, 0)
 	}
+}
+
+// next frees done and sends out (the request just answered and its reply;
+// 0 for none), then receives the channel's next request: all of it in one
+// call into C (SendRecvBytes) unless MaxInFlight requests run in goroutines
+// of their own (then it waits for one of them first) or the client's ring
+// is full (then the reply waits for room).
+func (s *Server) next(ctx context.Context, ch *exipc.Chan, sem chan struct{}, done, out exipc.Handle) (exipc.Handle, []byte, error) {
+	if len(sem) == cap(sem) { // MaxInFlight in goroutines: wait for one before receiving more
+		if done != 0 {
+			s.d.Free(done)
+		}
+		if out != 0 {
+			s.send(ctx, ch, out)
+		}
+		select {
+		case sem <- struct{}{}:
+			<-sem
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		}
+		return ch.RecvBytes(ctx)
+	}
+	if done == 0 && out == 0 {
+		return ch.RecvBytes(ctx)
+	}
+	h, b, err := ch.SendRecvBytes(ctx, done, out)
+	if err == exipc.ErrQueueFull { // out is still ours (done was freed)
+		s.send(ctx, ch, out)
+		return ch.RecvBytes(ctx)
+	}
+	return h, b, err
 }
 
 // inlineReq is the Request and Writer of the requests a ServeChan handles
@@ -229,9 +262,11 @@ type inlineReq struct {
 	w   Writer
 }
 
-// handle runs the handler of request h (parsed: hd, body) and sends the
-// reply.
-func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exipc.Handle, hd Header, body []byte, fn *handler, inl *inlineReq) {
+// run runs the handler of a request (parsed: hd, body) and returns the
+// reply's block (an error reply if the handler failed), or 0 if not even an
+// error reply found room in the heap. The request's block is the caller's
+// to free.
+func (s *Server) run(ctx context.Context, conn uint64, hd Header, body []byte, fn *handler, inl *inlineReq) exipc.Handle {
 	var err error
 	if inl == nil {
 		inl = new(inlineReq)
@@ -248,30 +283,21 @@ func (s *Server) handle(ctx context.Context, ch *exipc.Chan, conn uint64, h exip
 		fn.ran(time.Since(start))
 		req.Body = nil
 	}
-	s.d.Free(h)
-
-	var out exipc.Handle
 	if err != nil {
 		w.release()
 		var e *Error
 		if !errors.As(err, &e) {
 			e = &Error{Status: StatusInternal, Msg: err.Error()}
 		}
-		out = s.errorBlock(hd, e.Status, e.Msg)
-	} else {
-		if w.b == nil {
-			if _, err := w.Body(0); err != nil {
-				out = s.errorBlock(hd, StatusNoMemory, "no heap for the reply")
-			}
-		}
-		if w.b != nil {
-			Header{Kind: KindResponse, ID: hd.ID, Op: hd.Op, BodyLen: uint32(w.n)}.Put(w.b)
-			out = w.h
+		return s.errorBlock(hd, e.Status, e.Msg)
+	}
+	if w.b == nil {
+		if _, err := w.Body(0); err != nil {
+			return s.errorBlock(hd, StatusNoMemory, "no heap for the reply")
 		}
 	}
-	if out != 0 {
-		s.send(ctx, ch, out)
-	}
+	Header{Kind: KindResponse, ID: hd.ID, Op: hd.Op, BodyLen: uint32(w.n)}.Put(w.b)
+	return w.h
 }
 
 func (s *Server) errorBlock(req Header, status int32, msg string) exipc.Handle {

@@ -61,7 +61,7 @@ func TestSpinnersCapped(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.Wait(ctx, w, fakeSite{}, try, false); err != ErrDone {
+			if err := p.Wait(ctx, w, fakeSite{}, try, 0); err != ErrDone {
 				t.Errorf("Wait = %v, want ErrDone", err)
 			}
 		}()
