@@ -380,7 +380,9 @@ struct exipc_domain {
     int64_t pool_stuck_until; /* ... and until when calls meeting it fail at once (atomic) */
     struct {
         uint32_t n;
-        uint32_t g[HEAP_CACHE_MAX];
+        uint32_t g[HEAP_CACHE_MAX];   /* block indices, oldest first */
+        uint64_t off[HEAP_CACHE_MAX]; /* their offsets in the arena, found when they came in:
+                                       * a block taken from here needs no page-table lookup */
     } cache[HEAP_CACHE_CLASSES];
     struct layout L;
     char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1]; /* the domain's file */
@@ -497,6 +499,12 @@ void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees);
 void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots);
 void heap_cache_flush(exipc_domain_t *d); /* returns this process's cached blocks */
 int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p); /* exipc_alloc + the address */
+/* exipc_alloc_batch and exipc_free_batch (fused.c calls them): one fork
+ * check, one cache-lock hold and at most one pool-lock hold per refill or
+ * spill for the whole batch, and no page-table lookup for a block the cache
+ * gives. Same results and checks as the loops of single calls. */
+int heap_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n);
+int heap_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n);
 
 /* ring.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */
