@@ -43,7 +43,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 7u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h; 7: the doorbell's asleep bit */
+#define EXIPC_LAYOUT_VERSION 8u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h; 7: the doorbell's asleep bit; 8: the heap's depot */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -79,6 +79,8 @@
 #define HEAP_CACHE_MAX 32      /* blocks per class in a process's cache (fewer for big classes) */
 #define HEAP_CACHE_FLUSH 16    /* a full cache returns half of itself at once */
 #define HEAP_CACHE_BYTES (64u << 10) /* a class's cache holds at most this many bytes */
+#define HEAP_DEPOT_MAX 256     /* free blocks per class in the domain's depot (pool.depot) ... */
+#define HEAP_DEPOT_BYTES (256u << 10) /* ... and at most this many bytes of them */
 
 /* Byte of the domain file, far beyond its end, whose OFD write lock a process
  * holds while its slot is alive (slot i locks LIVENESS_BASE + i). */
@@ -139,6 +141,17 @@ struct seg_hdr {
         uint64_t binmap[(POOL_BINS + 63) / 64]; /* bit b: bin b may be non-empty (a hint) */
         uint32_t bin[POOL_BINS];          /* free runs by length: first page + 1, 0 = empty */
         uint32_t partial[NSLAB_CLASSES];  /* slabs with free blocks, per class: first page + 1 */
+        /* The depot: free blocks of the cached classes that a process's
+         * cache spilled, kept whole for the next process's refill, so a
+         * stream's blocks go from the receiver's cache to the sender's
+         * without their slabs' free lists and counts. A block here has the
+         * word {gen, OWN_CACHED | OWN_DEPOT_ID}: not free for the slabs
+         * (their used counts keep it), owned by no process (no reaper
+         * frees it). depot[c][0..depot_n[c]) are hints, each checked
+         * against its word; a rebuild frees every depot word and empties
+         * the depot, so a holder killed half-way loses nothing. */
+        uint32_t depot_n[HEAP_CACHE_CLASSES];
+        uint32_t depot[HEAP_CACHE_CLASSES][HEAP_DEPOT_MAX]; /* block indices */
     } pool;
     /* The CQM lock (see cqm.c): an OFD write lock on CQM_LOCK_BYTE of the
      * domain's file, which the kernel drops when its holder dies, and these
@@ -257,7 +270,8 @@ struct ring {
 #define OWN_FREE 0u
 #define OWN_PROC 1u     /* id = process slot */
 #define OWN_FLIGHT 2u   /* id = channel*2 + ring (in flight on that ring) */
-#define OWN_CACHED 3u   /* id = process slot: free, in that process's local cache */
+#define OWN_CACHED 3u   /* id = process slot: free, in that process's local cache; or OWN_DEPOT_ID */
+#define OWN_DEPOT_ID ((1u << 30) - 1) /* with OWN_CACHED: free, in the domain's depot (pool.depot) */
 #define OWN_KIND(o) ((o) >> OWN_KIND_SHIFT)
 #define OWN_ID(o) ((o) & ((1u << OWN_KIND_SHIFT) - 1))
 #define OWNER(kind, id) (((uint32_t)(kind) << OWN_KIND_SHIFT) | (uint32_t)(id))

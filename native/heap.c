@@ -68,6 +68,12 @@ uint32_t heap_nclasses(uint32_t max_block)
 static const uint8_t cache_caps[HEAP_CACHE_CLASSES] = {
     32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 25, 21, 18, 16};
 static inline uint32_t cache_cap(uint32_t c) { return cache_caps[c]; }
+/* Blocks the depot of class c holds at most. */
+static inline uint32_t depot_cap(uint32_t c)
+{
+    uint32_t n = HEAP_DEPOT_BYTES / class_size[c];
+    return n < HEAP_DEPOT_MAX ? n : HEAP_DEPOT_MAX;
+}
 
 static inline uint64_t pack_word(uint32_t gen, uint32_t owner) { return ((uint64_t)gen << 32) | owner; }
 static inline uint32_t next_gen(uint32_t gen) { return gen >= GEN_MAX ? 1 : gen + 1; }
@@ -78,6 +84,8 @@ static inline uint32_t fresh_gen(uint64_t w)
 }
 
 static inline struct page_desc *PG(exipc_domain_t *d, uint64_t p) { return &D_PAGES(d)[p]; }
+
+#define DEPOT_OWNER OWNER(OWN_CACHED, OWN_DEPOT_ID) /* a block in the depot (pool.depot) */
 
 /* ---- finding a block from its index ------------------------------------ */
 
@@ -562,6 +570,7 @@ static void pool_rebuild(exipc_domain_t *d)
     memset(h->pool.bin, 0, sizeof h->pool.bin);
     memset(h->pool.binmap, 0, sizeof h->pool.binmap);
     memset(h->pool.partial, 0, sizeof h->pool.partial);
+    memset(h->pool.depot_n, 0, sizeof h->pool.depot_n); /* its blocks are freed below */
     uint64_t fstart = 0, flen = 0;
     for (uint64_t p = 0; p < np;) {
         struct page_desc *r = PG(d, p);
@@ -584,6 +593,12 @@ static void pool_rebuild(exipc_domain_t *d)
             uint32_t used = 0, nfree = 0, first = 0;
             for (uint32_t i = class_nblk[c]; i-- > 0;) {
                 uint64_t w = ATOM_LOAD_RELAXED(&m[e0 + i].word);
+                if ((uint32_t)w == DEPOT_OWNER) {
+                    /* In the depot, emptied above: free (only the pool
+                     * lock's holder moves a depot word). */
+                    w = pack_word((uint32_t)(w >> 32), OWN_FREE);
+                    ATOM_STORE_RELAXED(&m[e0 + i].word, w);
+                }
                 if ((uint32_t)w != OWN_FREE) {
                     used++;
                 } else {
@@ -724,15 +739,44 @@ static exipc_handle_t cache_take(exipc_domain_t *d, uint32_t c, uint32_t size, u
 }
 
 /* Returns cached blocks es[0..n) of this process to their slabs. Locked. */
-static int cache_return_locked(exipc_domain_t *d, const uint32_t *es, uint32_t n)
+/* Returns cached blocks es[0..n) of this process to the pool: first, with
+ * to_depot, into the depot of class c as far as it has room (word cached ->
+ * depot; the next refill takes them whole), the rest to their slabs. Locked.
+ * 0 or -EPROTO (the caller rebuilds: the words say the truth). */
+static int cache_return_locked(exipc_domain_t *d, uint32_t c, const uint32_t *es, uint32_t n, bool to_depot)
 {
     struct block_meta *m = D_META(d);
+    struct seg_hdr *h = D_HDR(d);
+    uint32_t mine = OWNER(OWN_CACHED, d->slot);
     int rc = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0;
+    if (to_depot && c < HEAP_CACHE_CLASSES) {
+        uint32_t dn = h->pool.depot_n[c];
+        if (dn > HEAP_DEPOT_MAX) {
+            dn = HEAP_DEPOT_MAX; /* scribbled: no room; the rebuild empties it */
+            rc = -EPROTO;
+        }
+        for (uint32_t cap = depot_cap(c); i < n && dn < cap; i++) {
+            uint64_t e = es[i];
+            uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+            if ((uint32_t)w != mine)
+                continue; /* changed behind our back: not ours to return */
+            h->pool.depot[c][dn] = (uint32_t)e;
+            /* The entry first, then the word: a holder killed in between
+             * leaves an entry past depot_n (ignored) or a depot word with
+             * no entry (the rebuild after it frees every depot word). */
+            if (ATOM_CAS(&m[e].word, &w, pack_word((uint32_t)(w >> 32), DEPOT_OWNER))) /* H3 -> H3': len before ownership moves */
+                dn++;
+        }
+        KILL_POINT("heap.depot_put");
+        if (rc == 0)
+            h->pool.depot_n[c] = dn;
+    }
+    for (; i < n; i++) {
         uint64_t e = es[i];
         struct blk b;
         uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
-        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || block_find(d, e, &b) != 0 || b.cls < 0)
+        if ((uint32_t)w != mine || block_find(d, e, &b) != 0 || b.cls < 0)
             continue; /* changed behind our back: not ours to return */
         int r = block_free_locked(d, e, &b, w, false);
         if (r == -EPROTO)
@@ -741,12 +785,76 @@ static int cache_return_locked(exipc_domain_t *d, const uint32_t *es, uint32_t n
     return rc;
 }
 
-static int cache_return(exipc_domain_t *d, const uint32_t *es, uint32_t n)
+/* Takes up to want blocks of class c from the depot, each moved to owner
+ * `owner` (this process's cache): indices in es[], offsets in offs[].
+ * Locked. Returns how many (0 when empty). An entry that names no depot
+ * block of class c is dropped. */
+static uint32_t depot_take_locked(exipc_domain_t *d, uint32_t c, uint32_t owner, uint32_t *es, uint64_t *offs,
+                                  uint32_t want)
+{
+    struct seg_hdr *h = D_HDR(d);
+    struct block_meta *m = D_META(d);
+    uint32_t dn = h->pool.depot_n[c], k = 0;
+    if (dn > HEAP_DEPOT_MAX)
+        dn = HEAP_DEPOT_MAX; /* scribbled: what is there is checked entry by entry */
+    while (dn > 0 && k < want) {
+        uint64_t e = h->pool.depot[c][--dn];
+        struct blk b;
+        if (e >= d->L.nmeta || block_find(d, e, &b) != 0 || b.cls != (int32_t)c)
+            continue;
+        uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+        uint32_t gen = (uint32_t)(w >> 32);
+        if ((uint32_t)w != DEPOT_OWNER || gen == 0 || gen > GEN_MAX)
+            continue;
+        if (!ATOM_CAS(&m[e].word, &w, pack_word(gen, owner))) /* H3 -> H3': len before ownership moves */
+            continue;
+        es[k] = (uint32_t)e;
+        offs[k++] = b.off;
+    }
+    KILL_POINT("heap.depot_take");
+    h->pool.depot_n[c] = dn;
+    return k;
+}
+
+/* A refill of the local cache of class c, locked: from the depot first,
+ * then from the slabs. Returns how many (>0), -ENOMEM or -EPROTO. */
+static int refill_locked(exipc_domain_t *d, uint32_t c, uint32_t *es, uint64_t *offs, uint32_t want)
+{
+    uint32_t owner = OWNER(OWN_CACHED, d->slot);
+    uint32_t k = depot_take_locked(d, c, owner, es, offs, want);
+    if (k == want)
+        return (int)k;
+    int got = slab_take(d, c, owner, 0, es + k, offs + k, want - k);
+    if (got < 0)
+        return k > 0 ? (int)k : got;
+    return (int)(k + (uint32_t)got);
+}
+
+/* Frees every block of the depot to its slab. Locked. 0 or -EPROTO. */
+static int depot_drain_locked(exipc_domain_t *d)
+{
+    struct block_meta *m = D_META(d);
+    int rc = 0;
+    for (uint32_t c = 0; c < HEAP_CACHE_CLASSES; c++) {
+        uint32_t es[HEAP_DEPOT_MAX];
+        uint64_t offs[HEAP_DEPOT_MAX];
+        uint32_t k = depot_take_locked(d, c, DEPOT_OWNER, es, offs, HEAP_DEPOT_MAX);
+        for (uint32_t i = 0; i < k; i++) {
+            struct blk b;
+            uint64_t w = ATOM_LOAD_RELAXED(&m[es[i]].word);
+            if (block_find(d, es[i], &b) == 0 && block_free_locked(d, es[i], &b, w, false) == -EPROTO)
+                rc = -EPROTO;
+        }
+    }
+    return rc;
+}
+
+static int cache_return(exipc_domain_t *d, uint32_t c, const uint32_t *es, uint32_t n, bool to_depot)
 {
     int rc = pool_lock(d);
     if (rc != 0)
         return rc;
-    rc = cache_return_locked(d, es, n);
+    rc = es != NULL ? cache_return_locked(d, c, es, n, to_depot) : depot_drain_locked(d);
     if (rc == -EPROTO) {
         ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
         pool_rebuild(d); /* the blocks are free in their words: the rebuild files them */
@@ -787,7 +895,7 @@ static void cache_put(exipc_domain_t *d, uint32_t c, const uint32_t *es, const u
     d->cache[c].n = have + n;
     cache_unlock(d);
     if (nspill)
-        cache_return(d, spill, nspill);
+        cache_return(d, c, spill, nspill, true);
 }
 
 void heap_cache_flush(exipc_domain_t *d)
@@ -800,8 +908,12 @@ void heap_cache_flush(exipc_domain_t *d)
         d->cache[c].n = 0;
         cache_unlock(d);
         if (n)
-            cache_return(d, es, n);
+            cache_return(d, c, es, n, false);
     }
+    /* And the depot: a flush (close, or an allocation about to fail) gives
+     * every free block back to its slab, so empty slabs go back to the
+     * pool. */
+    cache_return(d, 0, NULL, 0, false);
 }
 
 /* ---- alloc / ptr / free ---------------------------------------------------- */
@@ -843,7 +955,7 @@ static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *re
         return 0;
     }
     /* Refill: the first block is the caller's, the rest go to the cache. */
-    int got = slab_take(d, c, OWNER(OWN_CACHED, d->slot), 0, refill, refill_off, nrefill);
+    int got = refill_locked(d, c, refill, refill_off, nrefill);
     if (got < 0)
         return got;
     uint64_t e = refill[0];
@@ -1095,7 +1207,7 @@ static int cache_refill(exipc_domain_t *d, uint32_t c)
     uint32_t es[HEAP_CACHE_MAX];
     uint64_t offs[HEAP_CACHE_MAX];
     int rc;
-    LOCKED_RETRY(d, rc, slab_take(d, c, OWNER(OWN_CACHED, d->slot), 0, es, offs, cache_cap(c)));
+    LOCKED_RETRY(d, rc, refill_locked(d, c, es, offs, cache_cap(c)));
     if (rc < 0)
         return rc;
     cache_put(d, c, es, offs, (uint32_t)rc);
@@ -1296,7 +1408,12 @@ uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owne
             ATOM_CAS(&m[e].word, &w, pack_word(OWN_KIND(owner) == OWN_CACHED ? gen : next_gen(gen), OWN_FREE)))
             n++;
     });
-    if (n)
+    /* The rebuild also empties the depot: after a reap, every free block is
+     * on its slab's free list and every empty slab back in the pool. */
+    bool depot = false;
+    for (uint32_t c = 0; c < HEAP_CACHE_CLASSES; c++)
+        depot |= D_HDR(d)->pool.depot_n[c] != 0;
+    if (n || depot)
         pool_rebuild(d);
     pool_unlock(d);
     return n;
