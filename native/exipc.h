@@ -120,7 +120,7 @@ struct exipc_stat {
 struct exipc_class_stat {
     uint64_t size;        /* block size of the class, bytes; in the last entry, max_block (large blocks) */
     uint64_t blocks_used; /* blocks owned or in flight */
-    uint64_t blocks_free; /* blocks free in the class's slabs, in process caches included */
+    uint64_t blocks_free; /* blocks free in the class's slabs, in process caches and the depot included */
     uint64_t slabs;       /* slabs of the class; in the last entry, the pages of large blocks */
 };
 struct exipc_heap_stat {
@@ -225,7 +225,10 @@ EXIPC_API void *exipc_ptr(exipc_domain_t *d, exipc_handle_t h, size_t *len);
 /* exipc_free returns a block owned by this process to the heap. Returns 0.
  * Errors: -EBADMSG (not a live block owned by this process: double free,
  * stale, forged, in flight), -EPROTO. Thread-safe; blocks of up to 4 KiB go
- * to the process's cache without a lock (as exipc_alloc). */
+ * to the process's cache without a lock (as exipc_alloc). A full cache
+ * hands its older half to the domain's depot, where the next refill of any
+ * process (the sender of a stream, typically) takes them whole, without
+ * their slabs' free lists; what does not fit there goes to the slabs. */
 EXIPC_API int exipc_free(exipc_domain_t *d, exipc_handle_t h);
 
 /* ---- data plane ------------------------------------------------------- */
@@ -647,7 +650,11 @@ EXIPC_API int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size
  * exipc_alloc, into hs[0..k) with their addresses in ptrs[0..k), and returns
  * k (1..n): fewer than n when the heap ran out part way. Errors when none:
  * as exipc_alloc (-EINVAL, -ENOMEM, -EPROTO), and -EINVAL for n == 0.
- * Thread-safe, lock-free. */
+ * Thread-safe. Blocks of up to 4 KiB come from the process's cache in one
+ * pass (one hold of its lock per 32 blocks, no page-table lookup); a refill
+ * takes the pool's lock once for up to a cache's worth, from the domain's
+ * depot of blocks other processes freed first, then from the slabs. With a
+ * proc_quota, or for larger blocks, it is the loop of exipc_alloc calls. */
 EXIPC_API int exipc_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n);
 
 /* exipc_recv_batch_view receives like exipc_recv_batch and returns with each
@@ -662,7 +669,10 @@ EXIPC_API int exipc_recv_batch_view(exipc_chan_t *c, exipc_handle_t *hs, void **
 /* exipc_free_batch frees hs[0..n) in order, as exipc_free each. Returns n,
  * or the error of the first that is refused (-EBADMSG: those before it are
  * freed, those after it untouched); -EINVAL for a NULL hs with n > 0.
- * Thread-safe, lock-free. */
+ * Thread-safe. Blocks of up to 4 KiB go to the process's cache in one pass
+ * (one hold of its lock per run of one class); what overflows the cache goes
+ * to the domain's depot (for the next refill of any process) or its slab in
+ * one hold of the pool's lock. */
 EXIPC_API int exipc_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n);
 
 #ifdef __cplusplus

@@ -43,7 +43,7 @@
 
 #define EXIPC_CACHELINE 64
 #define EXIPC_MAGIC 0x314d4f4443504958ULL /* "XIPCDOM1" little-endian */
-#define EXIPC_LAYOUT_VERSION 7u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h; 7: the doorbell's asleep bit */
+#define EXIPC_LAYOUT_VERSION 8u /* 2: CQM lock is an OFD lock, not a pthread mutex; 3: reaper claims, channel holds, commit record; 4: page pool heap; 5: proc_slot.pidns; 6: ring.last_idx/last_h; 7: the doorbell's asleep bit; 8: the heap's depot */
 
 #define EXIPC_NAME_MAX 200
 #define EXIPC_SERVICE_MAX 47
@@ -79,6 +79,8 @@
 #define HEAP_CACHE_MAX 32      /* blocks per class in a process's cache (fewer for big classes) */
 #define HEAP_CACHE_FLUSH 16    /* a full cache returns half of itself at once */
 #define HEAP_CACHE_BYTES (64u << 10) /* a class's cache holds at most this many bytes */
+#define HEAP_DEPOT_MAX 256     /* free blocks per class in the domain's depot (pool.depot) ... */
+#define HEAP_DEPOT_BYTES (256u << 10) /* ... and at most this many bytes of them */
 
 /* Byte of the domain file, far beyond its end, whose OFD write lock a process
  * holds while its slot is alive (slot i locks LIVENESS_BASE + i). */
@@ -139,6 +141,17 @@ struct seg_hdr {
         uint64_t binmap[(POOL_BINS + 63) / 64]; /* bit b: bin b may be non-empty (a hint) */
         uint32_t bin[POOL_BINS];          /* free runs by length: first page + 1, 0 = empty */
         uint32_t partial[NSLAB_CLASSES];  /* slabs with free blocks, per class: first page + 1 */
+        /* The depot: free blocks of the cached classes that a process's
+         * cache spilled, kept whole for the next process's refill, so a
+         * stream's blocks go from the receiver's cache to the sender's
+         * without their slabs' free lists and counts. A block here has the
+         * word {gen, OWN_CACHED | OWN_DEPOT_ID}: not free for the slabs
+         * (their used counts keep it), owned by no process (no reaper
+         * frees it). depot[c][0..depot_n[c]) are hints, each checked
+         * against its word; a rebuild frees every depot word and empties
+         * the depot, so a holder killed half-way loses nothing. */
+        uint32_t depot_n[HEAP_CACHE_CLASSES];
+        uint32_t depot[HEAP_CACHE_CLASSES][HEAP_DEPOT_MAX]; /* block indices */
     } pool;
     /* The CQM lock (see cqm.c): an OFD write lock on CQM_LOCK_BYTE of the
      * domain's file, which the kernel drops when its holder dies, and these
@@ -257,7 +270,8 @@ struct ring {
 #define OWN_FREE 0u
 #define OWN_PROC 1u     /* id = process slot */
 #define OWN_FLIGHT 2u   /* id = channel*2 + ring (in flight on that ring) */
-#define OWN_CACHED 3u   /* id = process slot: free, in that process's local cache */
+#define OWN_CACHED 3u   /* id = process slot: free, in that process's local cache; or OWN_DEPOT_ID */
+#define OWN_DEPOT_ID ((1u << 30) - 1) /* with OWN_CACHED: free, in the domain's depot (pool.depot) */
 #define OWN_KIND(o) ((o) >> OWN_KIND_SHIFT)
 #define OWN_ID(o) ((o) & ((1u << OWN_KIND_SHIFT) - 1))
 #define OWNER(kind, id) (((uint32_t)(kind) << OWN_KIND_SHIFT) | (uint32_t)(id))
@@ -380,7 +394,9 @@ struct exipc_domain {
     int64_t pool_stuck_until; /* ... and until when calls meeting it fail at once (atomic) */
     struct {
         uint32_t n;
-        uint32_t g[HEAP_CACHE_MAX];
+        uint32_t g[HEAP_CACHE_MAX];   /* block indices, oldest first */
+        uint64_t off[HEAP_CACHE_MAX]; /* their offsets in the arena, found when they came in:
+                                       * a block taken from here needs no page-table lookup */
     } cache[HEAP_CACHE_CLASSES];
     struct layout L;
     char path[sizeof(EXIPC_PATH_PREFIX) + EXIPC_NAME_MAX + 1]; /* the domain's file */
@@ -497,6 +513,12 @@ void heap_gen_counts(exipc_domain_t *d, uint64_t *allocs, uint64_t *frees);
 void heap_owner_counts(exipc_domain_t *d, uint64_t *owned, uint64_t *cached, uint32_t nslots);
 void heap_cache_flush(exipc_domain_t *d); /* returns this process's cached blocks */
 int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p); /* exipc_alloc + the address */
+/* exipc_alloc_batch and exipc_free_batch (fused.c calls them): one fork
+ * check, one cache-lock hold and at most one pool-lock hold per refill or
+ * spill for the whole batch, and no page-table lookup for a block the cache
+ * gives. Same results and checks as the loops of single calls. */
+int heap_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n);
+int heap_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n);
 
 /* ring.c */
 #define SLEEP_FUTEX 1u    /* ring.sleeping: consumer parked on the ring's futex */

@@ -61,30 +61,12 @@ int exipc_recv_view(exipc_chan_t *c, exipc_handle_t *h, void **p, size_t *len, i
 
 int exipc_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n)
 {
-    if (d == NULL || (n != 0 && hs == NULL) || n > INT32_MAX)
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        int rc = exipc_free(d, hs[i]);
-        if (rc < 0)
-            return rc;
-    }
-    return (int)n;
+    return heap_free_batch(d, hs, n); /* the loop of exipc_free, in one pass (heap.c) */
 }
 
 int exipc_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n)
 {
-    if (d == NULL || hs == NULL || ptrs == NULL || n == 0 || n > INT32_MAX)
-        return -EINVAL;
-    size_t k = 0;
-    for (; k < n; k++) {
-        int rc = heap_alloc_ptr(d, size, &hs[k], &ptrs[k]);
-        if (rc < 0) {
-            if (k == 0)
-                return rc;
-            break; /* a partial batch is a success */
-        }
-    }
-    return (int)k;
+    return heap_alloc_batch(d, size, hs, ptrs, n); /* the loop of exipc_alloc, in one pass (heap.c) */
 }
 
 int exipc_recv_batch_view(exipc_chan_t *c, exipc_handle_t *hs, void **ptrs, size_t *lens, size_t max,

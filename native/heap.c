@@ -68,6 +68,12 @@ uint32_t heap_nclasses(uint32_t max_block)
 static const uint8_t cache_caps[HEAP_CACHE_CLASSES] = {
     32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 25, 21, 18, 16};
 static inline uint32_t cache_cap(uint32_t c) { return cache_caps[c]; }
+/* Blocks the depot of class c holds at most. */
+static inline uint32_t depot_cap(uint32_t c)
+{
+    uint32_t n = HEAP_DEPOT_BYTES / class_size[c];
+    return n < HEAP_DEPOT_MAX ? n : HEAP_DEPOT_MAX;
+}
 
 static inline uint64_t pack_word(uint32_t gen, uint32_t owner) { return ((uint64_t)gen << 32) | owner; }
 static inline uint32_t next_gen(uint32_t gen) { return gen >= GEN_MAX ? 1 : gen + 1; }
@@ -78,6 +84,8 @@ static inline uint32_t fresh_gen(uint64_t w)
 }
 
 static inline struct page_desc *PG(exipc_domain_t *d, uint64_t p) { return &D_PAGES(d)[p]; }
+
+#define DEPOT_OWNER OWNER(OWN_CACHED, OWN_DEPOT_ID) /* a block in the depot (pool.depot) */
 
 /* ---- finding a block from its index ------------------------------------ */
 
@@ -456,9 +464,11 @@ static int64_t slab_carve(exipc_domain_t *d, uint32_t c)
 }
 
 /* Takes up to want free blocks of class c, each moved to owner `owner` with
- * len (len 0: leave it); stores their indices in out[]. Returns how many
- * (>0), -ENOMEM or -EPROTO. */
-static int slab_take(exipc_domain_t *d, uint32_t c, uint32_t owner, uint32_t len, uint32_t *out, uint32_t want)
+ * len (len 0: leave it); stores their indices in out[] and, if offs is not
+ * NULL, their offsets in the arena in offs[]. Returns how many (>0), -ENOMEM
+ * or -EPROTO. */
+static int slab_take(exipc_domain_t *d, uint32_t c, uint32_t owner, uint32_t len, uint32_t *out, uint64_t *offs,
+                     uint32_t want)
 {
     uint32_t *part = &D_HDR(d)->pool.partial[c];
     struct block_meta *m = D_META(d);
@@ -498,6 +508,8 @@ static int slab_take(exipc_domain_t *d, uint32_t c, uint32_t owner, uint32_t len
             KILL_POINT("heap.take");
             if (!ATOM_CAS(&m[e].word, &w, pack_word(fresh_gen(w), owner))) /* H3 -> H3': len before ownership moves */
                 return -EPROTO;
+            if (offs != NULL)
+                offs[got] = p * HEAP_PAGE + (e - e0) * class_size[c];
             out[got++] = (uint32_t)e;
         }
         if (r->nfree == 0 && list_unlink(d, part, p) != 0)
@@ -558,6 +570,7 @@ static void pool_rebuild(exipc_domain_t *d)
     memset(h->pool.bin, 0, sizeof h->pool.bin);
     memset(h->pool.binmap, 0, sizeof h->pool.binmap);
     memset(h->pool.partial, 0, sizeof h->pool.partial);
+    memset(h->pool.depot_n, 0, sizeof h->pool.depot_n); /* its blocks are freed below */
     uint64_t fstart = 0, flen = 0;
     for (uint64_t p = 0; p < np;) {
         struct page_desc *r = PG(d, p);
@@ -580,6 +593,12 @@ static void pool_rebuild(exipc_domain_t *d)
             uint32_t used = 0, nfree = 0, first = 0;
             for (uint32_t i = class_nblk[c]; i-- > 0;) {
                 uint64_t w = ATOM_LOAD_RELAXED(&m[e0 + i].word);
+                if ((uint32_t)w == DEPOT_OWNER) {
+                    /* In the depot, emptied above: free (only the pool
+                     * lock's holder moves a depot word). */
+                    w = pack_word((uint32_t)(w >> 32), OWN_FREE);
+                    ATOM_STORE_RELAXED(&m[e0 + i].word, w);
+                }
                 if ((uint32_t)w != OWN_FREE) {
                     used++;
                 } else {
@@ -657,43 +676,107 @@ static void cache_lock(exipc_domain_t *d)
 
 static void cache_unlock(exipc_domain_t *d) { ATOM_STORE_RELEASE(&d->cache_lock, 0u); } /* L1 -> L1': local cache before the next taker */
 
+/* Makes cached block e ours with len size: its handle, or 0 if it changed
+ * behind our back (then it is dropped: the reaper's or a rebuild's
+ * business). */
+static inline exipc_handle_t cache_claim(exipc_domain_t *d, uint64_t e, uint32_t size)
+{
+    struct block_meta *m = &D_META(d)[e];
+    uint64_t w = ATOM_LOAD_ACQUIRE(&m->word); /* H3 -> H3': len before ownership moves */
+    uint32_t gen = (uint32_t)(w >> 32);
+    if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || gen == 0 || gen > GEN_MAX)
+        return 0;
+    ATOM_STORE_RELAXED(&m->len, size);
+    /* H3 -> H3': len before ownership moves */
+    if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
+        return 0;
+    return ((uint64_t)gen << 32) | e;
+}
+
+/* Takes up to want blocks from the local cache of class c (newest first,
+ * in one hold of its lock) and makes them ours: their handles in hs[] and
+ * their offsets in offs[]. Returns how many were made ours; *popped says
+ * how many left the cache (more when some had changed behind our back). */
+static uint32_t cache_take_many(exipc_domain_t *d, uint32_t c, uint32_t size, exipc_handle_t *hs, uint64_t *offs,
+                                uint32_t want, uint32_t *popped)
+{
+    uint32_t es[HEAP_CACHE_MAX];
+    uint64_t os[HEAP_CACHE_MAX];
+    if (want > HEAP_CACHE_MAX)
+        want = HEAP_CACHE_MAX;
+    cache_lock(d);
+    uint32_t n = d->cache[c].n, k = n < want ? n : want;
+    for (uint32_t i = 0; i < k; i++) {
+        es[i] = d->cache[c].g[n - 1 - i];
+        os[i] = d->cache[c].off[n - 1 - i];
+    }
+    d->cache[c].n = n - k;
+    cache_unlock(d);
+    *popped = k;
+    uint32_t got = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        exipc_handle_t h = cache_claim(d, es[i], size);
+        if (h != 0) {
+            hs[got] = h;
+            offs[got++] = os[i];
+        }
+    }
+    return got;
+}
+
 /* Takes a block from the local cache of class c and makes it ours. Returns
- * its index and generation, or -1 if the cache is empty (a block changed
- * behind our back is dropped: the reaper's or a rebuild's business). */
-static int64_t cache_take(exipc_domain_t *d, uint32_t c, uint32_t size, uint32_t *genp)
+ * its handle with its offset in *offp, or 0 if the cache is empty. */
+static exipc_handle_t cache_take(exipc_domain_t *d, uint32_t c, uint32_t size, uint64_t *offp)
 {
     for (;;) {
-        cache_lock(d);
-        uint32_t n = d->cache[c].n;
-        uint64_t e = n ? d->cache[c].g[n - 1] : 0;
-        d->cache[c].n = n ? n - 1 : 0;
-        cache_unlock(d);
-        if (n == 0)
-            return -1;
-        struct block_meta *m = &D_META(d)[e];
-        uint64_t w = ATOM_LOAD_ACQUIRE(&m->word); /* H3 -> H3': len before ownership moves */
-        uint32_t gen = (uint32_t)(w >> 32);
-        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || gen == 0 || gen > GEN_MAX)
-            continue;
-        ATOM_STORE_RELAXED(&m->len, size);
-        /* H3 -> H3': len before ownership moves */
-        if (!ATOM_CAS(&m->word, &w, pack_word(gen, OWNER(OWN_PROC, d->slot))))
-            continue;
-        *genp = gen;
-        return (int64_t)e;
+        exipc_handle_t h;
+        uint32_t popped;
+        if (cache_take_many(d, c, size, &h, offp, 1, &popped) == 1)
+            return h;
+        if (popped == 0)
+            return 0;
     }
 }
 
 /* Returns cached blocks es[0..n) of this process to their slabs. Locked. */
-static int cache_return_locked(exipc_domain_t *d, const uint32_t *es, uint32_t n)
+/* Returns cached blocks es[0..n) of this process to the pool: first, with
+ * to_depot, into the depot of class c as far as it has room (word cached ->
+ * depot; the next refill takes them whole), the rest to their slabs. Locked.
+ * 0 or -EPROTO (the caller rebuilds: the words say the truth). */
+static int cache_return_locked(exipc_domain_t *d, uint32_t c, const uint32_t *es, uint32_t n, bool to_depot)
 {
     struct block_meta *m = D_META(d);
+    struct seg_hdr *h = D_HDR(d);
+    uint32_t mine = OWNER(OWN_CACHED, d->slot);
     int rc = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0;
+    if (to_depot && c < HEAP_CACHE_CLASSES) {
+        uint32_t dn = h->pool.depot_n[c];
+        if (dn > HEAP_DEPOT_MAX) {
+            dn = HEAP_DEPOT_MAX; /* scribbled: no room; the rebuild empties it */
+            rc = -EPROTO;
+        }
+        for (uint32_t cap = depot_cap(c); i < n && dn < cap; i++) {
+            uint64_t e = es[i];
+            uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+            if ((uint32_t)w != mine)
+                continue; /* changed behind our back: not ours to return */
+            h->pool.depot[c][dn] = (uint32_t)e;
+            /* The entry first, then the word: a holder killed in between
+             * leaves an entry past depot_n (ignored) or a depot word with
+             * no entry (the rebuild after it frees every depot word). */
+            if (ATOM_CAS(&m[e].word, &w, pack_word((uint32_t)(w >> 32), DEPOT_OWNER))) /* H3 -> H3': len before ownership moves */
+                dn++;
+        }
+        KILL_POINT("heap.depot_put");
+        if (rc == 0)
+            h->pool.depot_n[c] = dn;
+    }
+    for (; i < n; i++) {
         uint64_t e = es[i];
         struct blk b;
         uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
-        if ((uint32_t)w != OWNER(OWN_CACHED, d->slot) || block_find(d, e, &b) != 0 || b.cls < 0)
+        if ((uint32_t)w != mine || block_find(d, e, &b) != 0 || b.cls < 0)
             continue; /* changed behind our back: not ours to return */
         int r = block_free_locked(d, e, &b, w, false);
         if (r == -EPROTO)
@@ -702,18 +785,117 @@ static int cache_return_locked(exipc_domain_t *d, const uint32_t *es, uint32_t n
     return rc;
 }
 
-static int cache_return(exipc_domain_t *d, const uint32_t *es, uint32_t n)
+/* Takes up to want blocks of class c from the depot, each moved to owner
+ * `owner` (this process's cache): indices in es[], offsets in offs[].
+ * Locked. Returns how many (0 when empty). An entry that names no depot
+ * block of class c is dropped. */
+static uint32_t depot_take_locked(exipc_domain_t *d, uint32_t c, uint32_t owner, uint32_t *es, uint64_t *offs,
+                                  uint32_t want)
+{
+    struct seg_hdr *h = D_HDR(d);
+    struct block_meta *m = D_META(d);
+    uint32_t dn = h->pool.depot_n[c], k = 0;
+    if (dn > HEAP_DEPOT_MAX)
+        dn = HEAP_DEPOT_MAX; /* scribbled: what is there is checked entry by entry */
+    while (dn > 0 && k < want) {
+        uint64_t e = h->pool.depot[c][--dn];
+        struct blk b;
+        if (e >= d->L.nmeta || block_find(d, e, &b) != 0 || b.cls != (int32_t)c)
+            continue;
+        uint64_t w = ATOM_LOAD_RELAXED(&m[e].word);
+        uint32_t gen = (uint32_t)(w >> 32);
+        if ((uint32_t)w != DEPOT_OWNER || gen == 0 || gen > GEN_MAX)
+            continue;
+        if (!ATOM_CAS(&m[e].word, &w, pack_word(gen, owner))) /* H3 -> H3': len before ownership moves */
+            continue;
+        es[k] = (uint32_t)e;
+        offs[k++] = b.off;
+    }
+    KILL_POINT("heap.depot_take");
+    h->pool.depot_n[c] = dn;
+    return k;
+}
+
+/* A refill of the local cache of class c, locked: from the depot first,
+ * then from the slabs. Returns how many (>0), -ENOMEM or -EPROTO. */
+static int refill_locked(exipc_domain_t *d, uint32_t c, uint32_t *es, uint64_t *offs, uint32_t want)
+{
+    uint32_t owner = OWNER(OWN_CACHED, d->slot);
+    uint32_t k = depot_take_locked(d, c, owner, es, offs, want);
+    if (k == want)
+        return (int)k;
+    int got = slab_take(d, c, owner, 0, es + k, offs + k, want - k);
+    if (got < 0)
+        return k > 0 ? (int)k : got;
+    return (int)(k + (uint32_t)got);
+}
+
+/* Frees every block of the depot to its slab. Locked. 0 or -EPROTO. */
+static int depot_drain_locked(exipc_domain_t *d)
+{
+    struct block_meta *m = D_META(d);
+    int rc = 0;
+    for (uint32_t c = 0; c < HEAP_CACHE_CLASSES; c++) {
+        uint32_t es[HEAP_DEPOT_MAX];
+        uint64_t offs[HEAP_DEPOT_MAX];
+        uint32_t k = depot_take_locked(d, c, DEPOT_OWNER, es, offs, HEAP_DEPOT_MAX);
+        for (uint32_t i = 0; i < k; i++) {
+            struct blk b;
+            uint64_t w = ATOM_LOAD_RELAXED(&m[es[i]].word);
+            if (block_find(d, es[i], &b) == 0 && block_free_locked(d, es[i], &b, w, false) == -EPROTO)
+                rc = -EPROTO;
+        }
+    }
+    return rc;
+}
+
+static int cache_return(exipc_domain_t *d, uint32_t c, const uint32_t *es, uint32_t n, bool to_depot)
 {
     int rc = pool_lock(d);
     if (rc != 0)
         return rc;
-    rc = cache_return_locked(d, es, n);
+    rc = es != NULL ? cache_return_locked(d, c, es, n, to_depot) : depot_drain_locked(d);
     if (rc == -EPROTO) {
         ATOM_FETCH_ADD_RELAXED(&D_HDR(d)->pool.rebuilds, 1);
         pool_rebuild(d); /* the blocks are free in their words: the rebuild files them */
     }
     pool_unlock(d);
     return 0;
+}
+
+/* Puts cached blocks es[0..n) (offsets offs, n <= 2 * HEAP_CACHE_MAX) of
+ * class c, already OWN_CACHED by us in their words, into the local cache.
+ * Past its cap the oldest go back to the pool at once, in one hold of the
+ * pool lock, until half the cap is left. */
+static void cache_put(exipc_domain_t *d, uint32_t c, const uint32_t *es, const uint64_t *offs, uint32_t n)
+{
+    uint32_t spill[3 * HEAP_CACHE_MAX];
+    uint32_t nspill = 0, cap = cache_cap(c);
+    cache_lock(d);
+    uint32_t have = d->cache[c].n;
+    if (have + n > cap) {
+        /* Spill the oldest, those in the cache first, then the new ones,
+         * until half the cap is left. */
+        uint32_t over = have + n - cap / 2;
+        uint32_t drop = over < have ? over : have, skip = over - drop;
+        memcpy(spill, d->cache[c].g, drop * sizeof spill[0]);
+        memmove(d->cache[c].g, d->cache[c].g + drop, (have - drop) * sizeof d->cache[c].g[0]);
+        memmove(d->cache[c].off, d->cache[c].off + drop, (have - drop) * sizeof d->cache[c].off[0]);
+        have -= drop;
+        memcpy(spill + drop, es, skip * sizeof spill[0]);
+        nspill = drop + skip;
+        es += skip;
+        offs += skip;
+        n -= skip;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        d->cache[c].g[have + i] = es[i];
+        d->cache[c].off[have + i] = offs[i];
+    }
+    d->cache[c].n = have + n;
+    cache_unlock(d);
+    if (nspill)
+        cache_return(d, c, spill, nspill, true);
 }
 
 void heap_cache_flush(exipc_domain_t *d)
@@ -726,16 +908,20 @@ void heap_cache_flush(exipc_domain_t *d)
         d->cache[c].n = 0;
         cache_unlock(d);
         if (n)
-            cache_return(d, es, n);
+            cache_return(d, c, es, n, false);
     }
+    /* And the depot: a flush (close, or an allocation about to fail) gives
+     * every free block back to its slab, so empty slabs go back to the
+     * pool. */
+    cache_return(d, 0, NULL, 0, false);
 }
 
 /* ---- alloc / ptr / free ---------------------------------------------------- */
 
 /* Allocates from the pool (locked): a large run, a block of an uncached
  * class, or a refill of the local cache of class c. */
-static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *refill, uint32_t nrefill,
-                        uint64_t *e_out)
+static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *refill, uint64_t *refill_off,
+                        uint32_t nrefill, uint64_t *e_out, uint64_t *off_out)
 {
     struct block_meta *m = D_META(d);
     uint32_t me = OWNER(OWN_PROC, d->slot);
@@ -757,18 +943,19 @@ static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *re
         if (!ATOM_CAS(&m[e].word, &w, pack_word(fresh_gen(w), me))) /* H3 -> H3': len before ownership moves */
             return -EPROTO;
         *e_out = e;
+        *off_out = (uint64_t)p * HEAP_PAGE;
         return 0;
     }
     if (c >= HEAP_CACHE_CLASSES) {
         uint32_t e;
-        int got = slab_take(d, c, me, (uint32_t)size, &e, 1);
+        int got = slab_take(d, c, me, (uint32_t)size, &e, off_out, 1);
         if (got < 0)
             return got;
         *e_out = e;
         return 0;
     }
     /* Refill: the first block is the caller's, the rest go to the cache. */
-    int got = slab_take(d, c, OWNER(OWN_CACHED, d->slot), 0, refill, nrefill);
+    int got = refill_locked(d, c, refill, refill_off, nrefill);
     if (got < 0)
         return got;
     uint64_t e = refill[0];
@@ -777,10 +964,13 @@ static int alloc_locked(exipc_domain_t *d, size_t size, uint32_t c, uint32_t *re
     if (!ATOM_CAS(&m[e].word, &w, pack_word((uint32_t)(w >> 32), me))) /* H3 -> H3': len before ownership moves */
         return -EPROTO;
     *e_out = e;
+    *off_out = refill_off[0];
     return got;
 }
 
-static int alloc_block(exipc_domain_t *d, size_t size, exipc_handle_t *out)
+/* Allocates one block: its handle in *out and its offset in the arena in
+ * *offp (every path knows it: the cache keeps it, the pool just chose it). */
+static int alloc_block(exipc_domain_t *d, size_t size, exipc_handle_t *out, uint64_t *offp)
 {
     if (d == NULL || out == NULL || size == 0)
         return -EINVAL;
@@ -791,37 +981,28 @@ static int alloc_block(exipc_domain_t *d, size_t size, exipc_handle_t *out)
         return rc;
     uint32_t c = size <= SMALL_MAX ? class_of(size) : NSLAB_CLASSES;
     if (c < HEAP_CACHE_CLASSES) {
-        uint32_t cgen;
-        int64_t cg = cache_take(d, c, (uint32_t)size, &cgen);
-        if (cg >= 0) {
-            *out = ((uint64_t)cgen << 32) | (uint64_t)cg;
+        exipc_handle_t h = cache_take(d, c, (uint32_t)size, offp);
+        if (h != 0) {
+            *out = h;
             return 0;
         }
     }
     uint32_t refill[HEAP_CACHE_MAX];
+    uint64_t refill_off[HEAP_CACHE_MAX];
     uint32_t nrefill = c < HEAP_CACHE_CLASSES ? cache_cap(c) / 2 : 0;
     if (nrefill == 0)
         nrefill = 1;
     uint64_t e = 0;
     for (int attempt = 0;; attempt++) {
-        LOCKED_RETRY(d, rc, alloc_locked(d, size, c, refill, nrefill, &e));
+        LOCKED_RETRY(d, rc, alloc_locked(d, size, c, refill, refill_off, nrefill, &e, offp));
         if (rc != -ENOMEM || attempt > 0)
             break;
         heap_cache_flush(d); /* our own cache first, before saying no */
     }
     if (rc < 0)
         return rc;
-    if (rc > 1) {
-        /* Into the cache, as far as it has room (another thread of ours may
-         * have filled it meanwhile); the rest goes back. */
-        int i = 1;
-        cache_lock(d);
-        for (uint32_t cap = cache_cap(c); i < rc && d->cache[c].n < cap; i++)
-            d->cache[c].g[d->cache[c].n++] = refill[i];
-        cache_unlock(d);
-        if (i < rc)
-            cache_return(d, refill + i, (uint32_t)(rc - i));
-    }
+    if (rc > 1)
+        cache_put(d, c, refill + 1, refill_off + 1, (uint32_t)(rc - 1)); /* what does not fit goes back */
     uint32_t gen = (uint32_t)(ATOM_LOAD_RELAXED(&D_META(d)[e].word) >> 32);
     *out = ((uint64_t)gen << 32) | e;
     return 0;
@@ -856,19 +1037,27 @@ int exipc_alloc(exipc_domain_t *d, size_t size, exipc_handle_t *out)
 {
     if (d != NULL && d->L.proc_quota != 0 && size != 0 && out != NULL && quota_full(d))
         return -ENOMEM;
-    int rc = alloc_block(d, size, out);
+    uint64_t off;
+    int rc = alloc_block(d, size, out, &off);
     if (rc == 0)
         quota_add(d, 1);
     return rc;
 }
 
+/* exipc_alloc, and the block's address: the offset alloc_block found it at
+ * (inside the arena: computed from the local layout, not read from shared
+ * memory), so the page table is not looked up again. */
 int heap_alloc_ptr(exipc_domain_t *d, size_t size, exipc_handle_t *out, void **p)
 {
-    int rc = exipc_alloc(d, size, out);
-    struct blk b;
-    if (rc == 0 && block_find(d, (uint32_t)*out, &b) != 0)
-        rc = -EPROTO; /* the page table changed under a live block: scribbled */
-    *p = rc == 0 ? (void *)(D_ARENA(d) + b.off) : NULL;
+    uint64_t off;
+    if (d != NULL && d->L.proc_quota != 0 && size != 0 && out != NULL && quota_full(d)) {
+        *p = NULL;
+        return -ENOMEM;
+    }
+    int rc = alloc_block(d, size, out, &off);
+    if (rc == 0)
+        quota_add(d, 1);
+    *p = rc == 0 ? (void *)(D_ARENA(d) + off) : NULL;
     return rc;
 }
 
@@ -996,20 +1185,8 @@ static int free_block(exipc_domain_t *d, exipc_handle_t h)
     /* H3 -> H3': len before ownership moves */
     if (!ATOM_CAS(&D_META(d)[e].word, &want, pack_word(next_gen(gen), OWNER(OWN_CACHED, d->slot))))
         return -EBADMSG;
-    uint32_t spill[HEAP_CACHE_MAX];
-    uint32_t nspill = 0, cap = cache_cap(c);
-    cache_lock(d);
-    if (d->cache[c].n >= cap) {
-        /* Full: hand the oldest half back at once. */
-        nspill = cap / 2;
-        memcpy(spill, d->cache[c].g, nspill * sizeof spill[0]);
-        memmove(d->cache[c].g, d->cache[c].g + nspill, (d->cache[c].n - nspill) * sizeof spill[0]);
-        d->cache[c].n -= nspill;
-    }
-    d->cache[c].g[d->cache[c].n++] = (uint32_t)e;
-    cache_unlock(d);
-    if (nspill)
-        cache_return(d, spill, nspill);
+    uint32_t e32 = (uint32_t)e;
+    cache_put(d, c, &e32, &b.off, 1);
     return 0;
 }
 
@@ -1019,6 +1196,133 @@ int exipc_free(exipc_domain_t *d, exipc_handle_t h)
     if (rc == 0)
         quota_add(d, -1);
     return rc;
+}
+
+/* ---- batches ----------------------------------------------------------------- */
+
+/* Refills the local cache of class c from the pool: up to its cap, in one
+ * hold of the pool lock. 0, or -ENOMEM / -EPROTO. */
+static int cache_refill(exipc_domain_t *d, uint32_t c)
+{
+    uint32_t es[HEAP_CACHE_MAX];
+    uint64_t offs[HEAP_CACHE_MAX];
+    int rc;
+    LOCKED_RETRY(d, rc, refill_locked(d, c, es, offs, cache_cap(c)));
+    if (rc < 0)
+        return rc;
+    cache_put(d, c, es, offs, (uint32_t)rc);
+    return 0;
+}
+
+int heap_alloc_batch(exipc_domain_t *d, size_t size, exipc_handle_t *hs, void **ptrs, size_t n)
+{
+    if (d == NULL || hs == NULL || ptrs == NULL || n == 0 || n > INT32_MAX)
+        return -EINVAL;
+    uint32_t c = size != 0 && size <= SMALL_MAX ? class_of(size) : NSLAB_CLASSES;
+    if (d->L.proc_quota != 0 || c >= HEAP_CACHE_CLASSES || size > d->L.max_block) {
+        /* A quota counts block by block; large and uncached blocks take
+         * the pool lock each anyway: one call per block. */
+        size_t k = 0;
+        for (; k < n; k++) {
+            int rc = heap_alloc_ptr(d, size, &hs[k], &ptrs[k]);
+            if (rc < 0) {
+                if (k == 0)
+                    return rc;
+                break; /* a partial batch is a success */
+            }
+        }
+        return (int)k;
+    }
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    uint8_t *arena = D_ARENA(d);
+    size_t k = 0, refills = 0;
+    bool flushed = false;
+    while (k < n) {
+        uint64_t offs[HEAP_CACHE_MAX];
+        uint32_t popped;
+        size_t want = n - k < HEAP_CACHE_MAX ? n - k : HEAP_CACHE_MAX;
+        uint32_t got = cache_take_many(d, c, (uint32_t)size, hs + k, offs, (uint32_t)want, &popped);
+        for (uint32_t i = 0; i < got; i++)
+            ptrs[k + i] = arena + offs[i];
+        k += got;
+        if (popped != 0)
+            continue; /* the cache may hold more */
+        if (++refills > n + 1)
+            break; /* refills that all changed behind our back: scribbled; bounded */
+        rc = cache_refill(d, c);
+        if (rc == -ENOMEM && !flushed) {
+            heap_cache_flush(d); /* our own cache first, before saying no (as exipc_alloc) */
+            flushed = true;
+            continue;
+        }
+        if (rc < 0)
+            break;
+    }
+    if (k == 0)
+        return rc < 0 ? rc : -ENOMEM;
+    return (int)k;
+}
+
+/* Frees cached-to-be blocks es/offs of class c into the local cache (their
+ * words already moved). */
+static void free_flush(exipc_domain_t *d, uint32_t c, const uint32_t *es, const uint64_t *offs, uint32_t n)
+{
+    if (n)
+        cache_put(d, c, es, offs, n);
+}
+
+int heap_free_batch(exipc_domain_t *d, const exipc_handle_t *hs, size_t n)
+{
+    if (d == NULL || (n != 0 && hs == NULL) || n > INT32_MAX)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
+    int rc = check_fork(d);
+    if (rc != 0)
+        return rc;
+    uint32_t es[2 * HEAP_CACHE_MAX];
+    uint64_t offs[2 * HEAP_CACHE_MAX];
+    uint32_t np = 0, pc = 0;
+    uint32_t me = OWNER(OWN_PROC, d->slot), cached = OWNER(OWN_CACHED, d->slot);
+    size_t i = 0;
+    for (; i < n; i++) {
+        uint32_t gen;
+        uint64_t e;
+        struct blk b;
+        if (handle_parts(d, hs[i], &gen, &e, &b) != 0) {
+            rc = -EBADMSG;
+            break;
+        }
+        uint32_t c = (uint32_t)b.cls;
+        if (b.cls < 0 || c >= HEAP_CACHE_CLASSES) {
+            free_flush(d, pc, es, offs, np); /* in order: those before it first */
+            np = 0;
+            rc = heap_free_owned(d, hs[i], me);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        /* Into the local cache, as exipc_free: the new generation refuses
+         * the old handle at once. */
+        uint64_t want = pack_word(gen, me);
+        /* H3 -> H3': len before ownership moves */
+        if (!ATOM_CAS(&D_META(d)[e].word, &want, pack_word(next_gen(gen), cached))) {
+            rc = -EBADMSG;
+            break;
+        }
+        if (np == 2 * HEAP_CACHE_MAX || (np > 0 && c != pc)) {
+            free_flush(d, pc, es, offs, np);
+            np = 0;
+        }
+        pc = c;
+        es[np] = (uint32_t)e;
+        offs[np++] = b.off;
+    }
+    free_flush(d, pc, es, offs, np);
+    quota_add(d, -(int64_t)i);
+    return i == n ? (int)n : rc;
 }
 
 /* ---- walking the heap (reaper, stat) ------------------------------------- */
@@ -1104,7 +1408,12 @@ uint64_t heap_reclaim(exipc_domain_t *d, bool (*doomed)(void *arg, uint32_t owne
             ATOM_CAS(&m[e].word, &w, pack_word(OWN_KIND(owner) == OWN_CACHED ? gen : next_gen(gen), OWN_FREE)))
             n++;
     });
-    if (n)
+    /* The rebuild also empties the depot: after a reap, every free block is
+     * on its slab's free list and every empty slab back in the pool. */
+    bool depot = false;
+    for (uint32_t c = 0; c < HEAP_CACHE_CLASSES; c++)
+        depot |= D_HDR(d)->pool.depot_n[c] != 0;
+    if (n || depot)
         pool_rebuild(d);
     pool_unlock(d);
     return n;

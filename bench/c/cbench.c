@@ -600,15 +600,18 @@ static int stream_send(void)
         long next = 0, sent = 0;
         while (sent < total) {
             while (npend < batch && next < total) {
-                int r = exipc_alloc(D, size, &hs[npend]);
+                /* One call per batch of blocks, as the Go peer (AllocBatch). */
+                size_t want = batch - npend < (size_t)(total - next) ? batch - npend : (size_t)(total - next);
+                void *ps[MAXBATCH];
+                int r = exipc_alloc_batch(D, size, hs + npend, ps, want);
                 if (r == -ENOMEM)
                     break;
                 if (r < 0)
-                    die("exipc_alloc: %s", exipc_strerror(r));
-                uint8_t *p = exipc_ptr(D, hs[npend], NULL);
-                memcpy(p, src, size);
-                put64(p, (uint64_t)next);
-                npend++, next++;
+                    die("exipc_alloc_batch: %s", exipc_strerror(r));
+                for (int i = 0; i < r; i++, npend++, next++) {
+                    memcpy(ps[i], src, size);
+                    put64(ps[i], (uint64_t)next);
+                }
             }
             int k = npend ? exipc_send_batch(C, hs, npend) : -EAGAIN;
             if (k > 0) {
@@ -648,25 +651,28 @@ static int stream_recv(void)
                 die("message %ld has sequence %" PRIu64, got, v);
         }
     } else {
+        /* One call to receive a batch with its blocks and one to free it,
+         * as the Go peer (RecvBatchBytes, FreeBatch). */
         exipc_handle_t hs[MAXBATCH];
+        void *ps[MAXBATCH];
+        size_t lens[MAXBATCH];
         while (got < total) {
-            int k = exipc_recv_batch(C, hs, batch, 10 * SEC);
+            int k = exipc_recv_batch_view(C, hs, ps, lens, batch, 10 * SEC);
             if (k < 0)
-                die("exipc_recv_batch after %ld of %ld: %s", got, total, exipc_strerror(k));
+                die("exipc_recv_batch_view after %ld of %ld: %s", got, total, exipc_strerror(k));
             if (got <= warm && got + k > warm)
                 start = now_ns();
             for (int i = 0; i < k; i++, got++) {
-                size_t len;
-                const uint8_t *p = exipc_ptr(D, hs[i], &len);
-                if (!p || len != size)
-                    die("exipc_ptr: bad block");
-                sink += touch(p, len);
+                const uint8_t *p = ps[i];
+                if (lens[i] != size)
+                    die("exipc_recv_batch_view: bad block");
+                sink += touch(p, lens[i]);
                 if (get64(p) != (uint64_t)got)
                     die("message %ld has sequence %" PRIu64, got, get64(p));
-                int r = exipc_free(D, hs[i]);
-                if (r < 0)
-                    die("exipc_free: %s", exipc_strerror(r));
             }
+            int r = exipc_free_batch(D, hs, (size_t)k);
+            if (r < 0)
+                die("exipc_free_batch: %s", exipc_strerror(r));
         }
     }
     int64_t end = now_ns();

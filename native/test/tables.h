@@ -126,6 +126,16 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
         snprintf(why, sizeof why, "the heap's pool lock is held (%#llx)", (unsigned long long)hdr->pool.lock);
         return why;
     }
+    /* The depot: counts in range; every entry is checked below, from its
+     * block (a depot block is listed exactly once in its class's depot). */
+    uint64_t depot_listed = 0, depot_found = 0;
+    for (uint32_t c = 0; c < HEAP_CACHE_CLASSES; c++) {
+        if (hdr->pool.depot_n[c] > HEAP_DEPOT_MAX) {
+            snprintf(why, sizeof why, "depot of class %u holds %u (max %u)", c, hdr->pool.depot_n[c], HEAP_DEPOT_MAX);
+            return why;
+        }
+        depot_listed += hdr->pool.depot_n[c];
+    }
     bool prev_free = false;
     for (uint64_t p = 0; p < np;) {
         struct page_desc *pd = D_PAGES(d) + p;
@@ -177,6 +187,20 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
                 }
                 r->blocks_free++;
                 nfree++;
+                continue;
+            }
+            if (owner == OWNER(OWN_CACHED, OWN_DEPOT_ID)) { /* free, in the depot of its class */
+                uint32_t hits = 0;
+                if (kind != PG_LARGE && c < HEAP_CACHE_CLASSES)
+                    for (uint32_t i = 0; i < hdr->pool.depot_n[c]; i++)
+                        hits += hdr->pool.depot[c][i] == g;
+                if (hits != 1) {
+                    snprintf(why, sizeof why, "block %llu is in the depot by its word, listed %u times in it",
+                             (unsigned long long)g, hits);
+                    return why;
+                }
+                depot_found++;
+                r->free_cached++;
                 continue;
             }
             if (OWN_KIND(owner) == OWN_CACHED) { /* free, in a live process's local cache */
@@ -245,6 +269,11 @@ static const char *tables_check(exipc_domain_t *d, struct tables_report *r)
                 }
         }
         p += n;
+    }
+    if (depot_found != depot_listed) {
+        snprintf(why, sizeof why, "the depot lists %llu blocks, %llu are in it by their words",
+                 (unsigned long long)depot_listed, (unsigned long long)depot_found);
+        return why;
     }
     /* Every free run is in its bin, and the bins hold nothing else. */
     uint64_t inbins = 0;

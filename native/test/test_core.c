@@ -275,7 +275,7 @@ static void test_incompatible(void)
     /* Not an exipc segment. */
     int fd = open(path, O_CREAT | O_RDWR | O_EXCL, 0600);
     CHECK(fd >= 0);
-    char junk[8192];
+    char junk[sizeof(struct seg_hdr) + 8192]; /* longer than a header: the version check is reached */
     memset(junk, 0x5a, sizeof junk);
     CHECK(write(fd, junk, sizeof junk) == (ssize_t)sizeof junk);
     CHECK_RC(exipc_open(name, NULL, &d), -EPROTO);

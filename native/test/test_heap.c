@@ -389,6 +389,16 @@ static int steps(exipc_domain_t *d, long arg)
         }
         for (int i = 0; i < n; i++)
             exipc_free(d, h[i]);
+        /* A burst of one class: the cache spills into the depot, and the
+         * next burst's refills take from it. */
+        for (int burst = 0; burst < 2; burst++) {
+            n = 0;
+            for (int i = 0; i < 200; i++)
+                if (exipc_alloc(d, 64, &h[n]) == 0)
+                    n++;
+            for (int i = 0; i < n; i++)
+                exipc_free(d, h[i]);
+        }
         heap_cache_flush(d);
     }
     return 40; /* not killed: the point was never reached */
@@ -405,10 +415,65 @@ static int after(exipc_domain_t *d, long arg)
     return 0;
 }
 
+/* A one-way stream's blocks: the receiver's cache spills into the depot
+ * and the sender's next refill takes them from there, whole; each check of
+ * the tables holds throughout, and everything is free again at the end. */
+static void test_depot(void)
+{
+    exipc_domain_t *rx = NULL, *tx = NULL;
+    CHECK_RC(exipc_open(dom, NULL, &rx), 0);
+    CHECK_RC(exipc_open(dom, NULL, &tx), 0);
+    if (rx == NULL || tx == NULL)
+        return;
+    exipc_handle_t h[128], g[64];
+    void *p[128], *q[64];
+    CHECK_RC(exipc_alloc_batch(rx, 64, h, p, 64), 64);
+    CHECK_RC(exipc_alloc_batch(rx, 64, h + 64, p + 64, 64), 64);
+    for (int i = 0; i < 128; i++) {
+        size_t len = 0;
+        CHECK(exipc_ptr(rx, h[i], &len) == p[i] && len == 64);
+        memset(p[i], i, 64);
+    }
+    CHECK_RC(exipc_free_batch(rx, h, 128), 128);
+    CHECK(exipc_ptr(rx, h[0], NULL) == NULL); /* freed: refused at once */
+    CHECK_RC(exipc_free_batch(rx, h, 1), -EBADMSG);
+    uint32_t dn = D_HDR(rx)->pool.depot_n[0];
+    CHECK(dn >= 64); /* what overflowed the cache went to the depot */
+    const char *why = tables_check(rx, NULL);
+    CHECK(why == NULL);
+    if (why)
+        fprintf(stderr, "after the spill: %s\n", why);
+    CHECK_RC(exipc_alloc_batch(tx, 64, g, q, 64), 64);
+    CHECK(D_HDR(tx)->pool.depot_n[0] < dn); /* the refill drew on the depot */
+    int from_rx = 0;
+    for (int i = 0; i < 64; i++) {
+        size_t len = 0;
+        CHECK(exipc_ptr(tx, g[i], &len) == q[i] && len == 64);
+        CHECK(exipc_ptr(rx, g[i], NULL) == NULL); /* tx's now, not rx's */
+        for (int j = 0; j < 128; j++)
+            from_rx += (uint32_t)g[i] == (uint32_t)h[j]; /* the same block, a newer generation */
+    }
+    CHECK(from_rx == 64);
+    why = tables_check(rx, NULL);
+    CHECK(why == NULL);
+    if (why)
+        fprintf(stderr, "after the refill: %s\n", why);
+    CHECK_RC(exipc_free_batch(tx, g, 64), 64);
+    exipc_close(tx);
+    exipc_close(rx); /* a close flushes the cache and the depot */
+    exipc_domain_t *d = NULL;
+    CHECK_RC(exipc_open(dom, NULL, &d), 0);
+    if (d != NULL) {
+        check_empty(d, "the depot test");
+        exipc_close(d);
+    }
+}
+
 static void test_kill_points(void)
 {
     static const char *points[] = {"heap.split", "heap.carve", "heap.take", "heap.large", "heap.freed",
-                                   "heap.slab_return", "heap.coalesce", "heap.takeover", "heap.sweep"};
+                                   "heap.slab_return", "heap.coalesce", "heap.takeover", "heap.sweep",
+                                   "heap.depot_put",   "heap.depot_take"};
     for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
         for (int nth = 1; nth <= 7; nth += 3) {
             kill_hits = 0;
@@ -573,6 +638,7 @@ int main(int argc, char **argv)
     test_rotations();
     test_random_mix();
     test_hog();
+    test_depot();
     test_kill_points();
     test_forged_lock();
     test_stat_readonly();
