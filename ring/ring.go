@@ -208,12 +208,8 @@ func (e *End) RecvView(ctx context.Context) (uint64, []byte, error) {
 	var b []byte
 	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
-		if t == poll.TryArm {
-			h, b, rc = e.c.RecvViewArm(true)
-			return e.armResult(rc)
-		}
-		h, b, rc = e.c.RecvView(t)
-		return e.result(rc)
+		h, b, rc = e.look(t)
+		return e.lookResult(t, rc)
 	}, poll.Direct|poll.Fused)
 	return h, b, e.waitErr(ctx, err)
 }
@@ -252,15 +248,10 @@ func (e *End) SendRecvView(ctx context.Context, done, out uint64) (uint64, []byt
 				sendErr = e.sendErr(sent)
 				return true, sendErr
 			}
-		} else if t == poll.TryArm {
-			h, b, rc = e.c.RecvViewArm(true)
 		} else {
-			h, b, rc = e.c.RecvView(t)
+			h, b, rc = e.look(t)
 		}
-		if t == poll.TryArm {
-			return e.armResult(rc)
-		}
-		return e.result(rc)
+		return e.lookResult(t, rc)
 	}, poll.Direct|poll.Fused)
 	if first { // closed before the send: free what the call owned
 		e.freeUnsent(done, out)
@@ -302,15 +293,10 @@ func (e *End) SendCopyRecvView(ctx context.Context, head, body []byte) (sent, h 
 				sendErr = e.sendErr(src)
 				return true, sendErr
 			}
-		} else if t == poll.TryArm {
-			h, b, rc = e.c.RecvViewArm(true)
 		} else {
-			h, b, rc = e.c.RecvView(t)
+			h, b, rc = e.look(t)
 		}
-		if t == poll.TryArm {
-			return e.armResult(rc)
-		}
-		return e.result(rc)
+		return e.lookResult(t, rc)
 	}, poll.Direct|poll.Fused)
 	if first {
 		return 0, 0, nil, native.WrapErr("send", e.service, native.ErrClosed)
@@ -349,6 +335,23 @@ func (e *End) sendErr(rc int) error {
 	return native.Wrap("send", e.service, rc, native.ErrQueueFull, nil)
 }
 
+// look is one try of a poll.Fused|poll.Direct wait: with t poll.TryArm a
+// try that arms the end when nothing is there, else a try that may sleep
+// up to t ns in C. lookResult classifies its rc.
+func (e *End) look(t int64) (uint64, []byte, int) {
+	if t == poll.TryArm {
+		return e.c.RecvViewArm(true)
+	}
+	return e.c.RecvView(t)
+}
+
+func (e *End) lookResult(t int64, rc int) (bool, error) {
+	if t == poll.TryArm {
+		return e.armResult(rc)
+	}
+	return e.result(rc)
+}
+
 // armResult classifies a RecvViewArm: received (or an error), armed
 // (poll.ErrArmed), or nothing there and not armed.
 func (e *End) armResult(rc int) (bool, error) {
@@ -372,12 +375,8 @@ func (e *End) Recv(ctx context.Context) (uint64, error) {
 	var h uint64
 	err := e.p.Wait(ctx, e.w, (*recvSite)(e), func(t int64) (bool, error) {
 		var rc int
-		if t == poll.TryArm {
-			h, _, rc = e.c.RecvViewArm(true)
-			return e.armResult(rc)
-		}
-		h, _, rc = e.c.RecvView(t)
-		return e.result(rc)
+		h, _, rc = e.look(t)
+		return e.lookResult(t, rc)
 	}, poll.Direct|poll.Fused)
 	return h, e.waitErr(ctx, err)
 }
