@@ -355,13 +355,8 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 		default:
 		}
 		if armed {
-			if !p.ensure() {
-				return native.ErrClosed
-			}
-			select {
-			case <-w.c:
-			case <-done:
-				return ErrDone
+			if err := p.park(w, done); err != nil {
+				return err
 			}
 			spins = -1
 			continue
@@ -410,15 +405,24 @@ func (p *Poller) Wait(ctx context.Context, w *Waiter, site Site, try func(timeou
 		case r < 0:
 			return native.Errno(r, nil, nil)
 		}
-		if !p.ensure() {
-			return native.ErrClosed
-		}
-		select {
-		case <-w.c:
-		case <-done:
-			return ErrDone
+		if err := p.park(w, done); err != nil {
+			return err
 		}
 		spins = -1 // after a wake-up, spin again (if a slot is free) before parking
+	}
+}
+
+// park sleeps until the poller signals w (nil) or done closes (ErrDone);
+// ErrClosed if the poller has stopped.
+func (p *Poller) park(w *Waiter, done <-chan struct{}) error {
+	if !p.ensure() {
+		return native.ErrClosed
+	}
+	select {
+	case <-w.c:
+		return nil
+	case <-done:
+		return ErrDone
 	}
 }
 
