@@ -37,7 +37,17 @@ func goServer(t *testing.T, h *host, svc, who string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := stub.NewServer(h.d)
+	s := testServer(h.d, who)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; l.Close() })
+}
+
+// testServer is a stub server of d answering ECHO, SLEEP (the body's LE
+// uint32 milliseconds) and WHO (who).
+func testServer(d *exipc.Domain, who string) *stub.Server {
+	s := stub.NewServer(d)
 	s.Handle(opEcho, func(ctx context.Context, req *stub.Request, w *stub.Writer) error {
 		b, err := w.Body(len(req.Body))
 		if err != nil {
@@ -56,10 +66,7 @@ func goServer(t *testing.T, h *host, svc, who string) {
 	s.Handle(opWho, stub.Func(func(ctx context.Context, req *stub.Request) ([]byte, error) {
 		return []byte(who), nil
 	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Serve(ctx, l); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; l.Close() })
+	return s
 }
 
 // cServer starts native/test/stub_peer.c serving svc in h.

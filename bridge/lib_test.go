@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/exipc/exipc"
 	"github.com/exipc/exipc/bridge/natsbridge"
-	"github.com/exipc/exipc/stub"
 )
 
 // libServerMain is a Go stub server (ECHO, SLEEP, WHO) on LIB_SVC in
@@ -36,25 +34,7 @@ func libServerMain() int {
 		return 1
 	}
 	defer l.Close()
-	s := stub.NewServer(d)
-	s.Handle(opEcho, func(ctx context.Context, req *stub.Request, w *stub.Writer) error {
-		b, err := w.Body(len(req.Body))
-		if err != nil {
-			return err
-		}
-		copy(b, req.Body)
-		return nil
-	})
-	s.Handle(opSleep, func(ctx context.Context, req *stub.Request, w *stub.Writer) error {
-		select {
-		case <-time.After(time.Duration(binary.LittleEndian.Uint32(req.Body)) * time.Millisecond):
-		case <-ctx.Done():
-		}
-		return nil
-	})
-	s.Handle(opWho, stub.Func(func(ctx context.Context, req *stub.Request) ([]byte, error) {
-		return []byte("lib-" + domain), nil
-	}))
+	s := testServer(d, "lib-"+domain)
 	// The bridge shares nothing with the server but the domain's name.
 	b, err := natsbridge.Start(natsbridge.Config{Domain: domain, URL: url, Exports: []string{svc}})
 	if err != nil {
