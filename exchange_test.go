@@ -88,14 +88,7 @@ func TestSendRecvBytesRefused(t *testing.T) {
 	d, _ := openDomain(t, &exipc.Options{Size: 1 << 20, RingCapacity: 4})
 	c, s, _ := pair(t, d)
 	ctx := ctxTimeout(t, 10*time.Second)
-	used := func() uint64 {
-		t.Helper()
-		st, err := d.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.HeapBlocksUsed
-	}
+	used := func() uint64 { t.Helper(); return blocksUsed(t, d) }
 	for i := 0; i < 4; i++ { // fill the server's ring towards the client
 		if _, err := s.SendCopy([]byte{byte(i)}, nil); err != nil {
 			t.Fatal(err)

@@ -15,14 +15,7 @@ func TestFusedCalls(t *testing.T) {
 	d, _ := openDomain(t, &exipc.Options{Size: 1 << 20, RingCapacity: 4})
 	c, s, _ := pair(t, d)
 	bg := context.Background()
-	used := func() uint64 {
-		t.Helper()
-		st, err := d.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.HeapBlocksUsed
-	}
+	used := func() uint64 { t.Helper(); return blocksUsed(t, d) }
 
 	for i := 0; i < 4; i++ {
 		head, body := []byte{byte(i), 'h'}, bytes.Repeat([]byte{byte('a' + i)}, 100*i)

@@ -88,6 +88,16 @@ func settleGoroutines(want int) int {
 	return n
 }
 
+// blocksUsed is d's count of heap blocks in use.
+func blocksUsed(t testing.TB, d *exipc.Domain) uint64 {
+	t.Helper()
+	st, err := d.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.HeapBlocksUsed
+}
+
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
